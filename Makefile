@@ -1,0 +1,47 @@
+# Thin wrapper: every target names a common invocation of the Python CLI or of pytest.
+# The first target that needs Python creates .venv and installs the project into it.
+PY      ?= .venv/bin/python
+PRESET  ?= default
+BOARD   ?= icebreaker
+VENV_OK := .venv/.installed
+
+.PHONY: demo test test-fast verilog sim soak report fpga bench clean setup
+
+setup: $(VENV_OK)
+$(VENV_OK): pyproject.toml
+	python3 -m venv .venv
+	.venv/bin/pip install -q --upgrade pip
+	.venv/bin/pip install -q -e '.[dev]'
+	@command -v iverilog >/dev/null || echo "note: iverilog not found; run .ci/install-tools (or apt-get install iverilog) for the cocotb benches"
+	touch $@
+
+demo: $(VENV_OK)          ## compile, run and check the built-in example layer
+	$(PY) -m sme.cli demo --out build/demo
+
+test: $(VENV_OK)          ## the whole test suite (golden, RTL, cocotb on Icarus, FPGA build)
+	$(PY) -m pytest -n 2 -q
+
+test-fast: $(VENV_OK)
+	$(PY) -m pytest -n 2 -q -m "not slow"
+
+verilog: $(VENV_OK)       ## Verilog + JSON sidecar for every preset into build/verilog/
+	$(PY) -m sme.cli verilog --all-presets -o build/verilog
+
+sim: $(VENV_OK)           ## full cocotb matrix: presets x backpressure x seeds
+	$(PY) -m sme.cli sim --matrix
+
+soak: $(VENV_OK)          ## >= 1e6 cycles of the tile with random stalls
+	$(PY) -m sme.cli sim --soak
+
+report: $(VENV_OK)        ## ResNet-50 and MobileNet-v2 reports into build/report/
+	$(PY) -m sme.cli report --network resnet50 --out build/report/resnet50
+	$(PY) -m sme.cli report --network mobilenet_v2 --out build/report/mobilenet_v2
+
+fpga: $(VENV_OK)          ## bitstream + JSON summary into build/$(BOARD)/
+	$(PY) -m sme.cli fpga build --board $(BOARD)
+
+bench: $(VENV_OK)
+	$(PY) benchmarks/bench_golden.py
+
+clean:
+	rm -rf build
