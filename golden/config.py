@@ -177,6 +177,15 @@ class SMEConfig:
     def input_index_bits(self) -> int:
         return _ceil_log2(self.tile_inputs)
 
+    @property
+    def tile_steps(self) -> int:
+        """Descriptor-memory depth of a tile: xbar_rows * colgroups steps.
+
+        A crossbar activates each (physical row, column group) segment once per input bit, and
+        at most once per step, so a compactly scheduled program never needs more steps.
+        """
+        return self.xbar_rows * self.colgroups
+
     # ---- (de)serialisation ------------------------------------------------------------------
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)

@@ -1,0 +1,214 @@
+"""The tile load image: a compiled :class:`~golden.program.Program` as the word stream the RTL
+tile controller loads (SPEC section 6).  Pure numpy; the RTL mirrors every layout here with
+``data.StructLayout`` objects built from the same config (``rtl/layouts.py``), and a test checks
+that the two agree bit for bit.
+
+Frame format, version 1
+-----------------------
+A frame is a sequence of 32-bit words (sent over the tile's ``i_load`` stream, one word per
+transfer, ``last`` set on the final word only; as bytes, each word is little-endian)::
+
+    word 0        MAGIC      0x54454D53 (b"SMET" as little-endian bytes)
+    word 1        VERSION    1
+    word 2        CONFIG_ID  zlib.crc32 of the config's canonical JSON, name excluded
+                             (:func:`config_id`); the tile rejects any other value
+    word 3        N_STEPS    descriptor steps (0 .. cfg.tile_steps)
+    word 4        K          input vector length (1 .. cfg.tile_inputs)
+    word 5        N          output vector length (1 .. cfg.tile_outputs)
+    cells         tile_xbars * windows * colgroups items of ``cell_words`` words each, lane-major
+                  (lane, then address ``window*colgroups + colgroup``).  An item is one cell
+                  memory word: bit ``(r*ou_cols + c)*cell_bits + k`` is bit k of the digit at
+                  OU row r, column c.  Lanes the program does not use hold zeros.
+    descriptors   N_STEPS * tile_xbars items of ``desc_words`` words each, step-major (step,
+                  then lane).  An item is one descriptor, fields from bit 0 upwards
+                  (:func:`desc_fields`): active 1, window, colgroup, outgroup, plane, sign 1,
+                  shift, then ou_rows x (en 1, index input_index_bits).  A lane with no
+                  activation in a step holds an all-zero (inactive) descriptor.
+    crc           zlib.crc32 of all previous words as little-endian bytes
+
+An item of w bits spans ceil(w/32) words, least significant word first, zero padded.  Field
+widths are ``bits(n)`` = the width that holds ``0 .. n-1`` (at least 1).
+
+Error codes (:class:`TileError`) are those the tile controller reports; :func:`check_image` is the
+controller's loader in software and returns the code the tile must report for a frame.
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+import math
+import zlib
+
+import numpy as np
+
+from .config import SMEConfig
+from .program import Program
+
+__all__ = ["MAGIC", "VERSION", "HEADER_WORDS", "TileError", "TileImageError", "bits",
+           "config_id", "desc_fields", "desc_bits", "cell_bits_per_word", "cell_words",
+           "desc_words", "fits_tile", "build_image", "check_image", "frame_words",
+           "crc32_words"]
+
+MAGIC = 0x54454D53
+VERSION = 1
+HEADER_WORDS = 6
+
+
+class TileError(enum.IntEnum):
+    """Error codes of the tile controller's status (the RTL enum has the same values)."""
+    NONE = 0
+    BAD_FRAME = 1            #: wrong magic or version, truncated or over-long frame
+    CHECKSUM = 2             #: CRC mismatch
+    NO_PROGRAM = 3           #: an input vector arrived while no program was loaded
+    BAD_CONFIG = 4           #: the frame was built for another config
+    TOO_BIG = 5              #: N_STEPS, K or N outside what the tile holds
+
+
+class TileImageError(ValueError):
+    """A program that does not fit the tile, or a malformed image."""
+
+
+def bits(n: int) -> int:
+    """Width of a field holding 0 .. n-1 (at least 1 bit)."""
+    return max(1, math.ceil(math.log2(n))) if n > 1 else 1
+
+
+def config_id(cfg: SMEConfig) -> int:
+    d = cfg.to_dict()
+    d.pop("name", None)
+    return zlib.crc32(json.dumps(d, sort_keys=True).encode()) & 0xFFFFFFFF
+
+
+def row_fields(cfg: SMEConfig) -> list[tuple[str, int]]:
+    return [("en", 1), ("index", cfg.input_index_bits)]
+
+
+def desc_fields(cfg: SMEConfig) -> list[tuple[str, int]]:
+    """Scalar descriptor fields, LSB first, then ``rows`` (ou_rows x :func:`row_fields`)."""
+    return [("active", 1), ("window", bits(cfg.windows)), ("colgroup", bits(cfg.colgroups)),
+            ("outgroup", bits(cfg.tile_outputs // cfg.ou_cols)), ("plane", bits(cfg.planes)),
+            ("sign", 1), ("shift", bits(cfg.max_shift + 1))]
+
+
+def desc_bits(cfg: SMEConfig) -> int:
+    return sum(w for _, w in desc_fields(cfg)) + cfg.ou_rows * sum(w for _, w in row_fields(cfg))
+
+
+def cell_bits_per_word(cfg: SMEConfig) -> int:
+    return cfg.ou_rows * cfg.ou_cols * cfg.cell_bits
+
+
+def cell_words(cfg: SMEConfig) -> int:
+    return -(-cell_bits_per_word(cfg) // 32)
+
+
+def desc_words(cfg: SMEConfig) -> int:
+    return -(-desc_bits(cfg) // 32)
+
+
+def frame_words(cfg: SMEConfig, n_steps: int) -> int:
+    return (HEADER_WORDS + cfg.tile_xbars * cfg.windows * cfg.colgroups * cell_words(cfg)
+            + n_steps * cfg.tile_xbars * desc_words(cfg) + 1)
+
+
+def fits_tile(program: Program, cfg: SMEConfig | None = None) -> None:
+    """Raise :class:`TileImageError` saying why ``program`` cannot run on a tile of ``cfg``."""
+    cfg = program.cfg if cfg is None else cfg
+    k, n = program.shape
+    pc = {f: v for f, v in program.cfg.to_dict().items() if f != "name"}
+    tc = {f: v for f, v in cfg.to_dict().items() if f != "name"}
+    if pc != tc:
+        diff = ", ".join(f"{f} {pc[f]!r} vs {tc[f]!r}" for f in tc if pc[f] != tc[f])
+        raise TileImageError(f"program was compiled for another config ({diff})")
+    problems = []
+    if program.n_xbars > cfg.tile_xbars:
+        problems.append(f"it uses {program.n_xbars} crossbars, the tile has {cfg.tile_xbars}")
+    if not 1 <= k <= cfg.tile_inputs:
+        problems.append(f"K = {k} inputs, the tile takes 1 .. {cfg.tile_inputs}")
+    if not 1 <= n <= cfg.tile_outputs:
+        problems.append(f"N = {n} outputs, the tile emits 1 .. {cfg.tile_outputs}")
+    if program.n_steps > cfg.tile_steps:
+        problems.append(f"it has {program.n_steps} steps, the descriptor memory holds "
+                        f"{cfg.tile_steps}")
+    if problems:
+        raise TileImageError("program does not fit the tile: " + "; ".join(problems)
+                             + " (split the layer into smaller programs)")
+
+
+def _pack_items(bitmat: np.ndarray, n_words: int) -> np.ndarray:
+    """(items, w) array of 0/1 bits (LSB first) -> (items, n_words) uint32 words."""
+    items, w = bitmat.shape
+    padded = np.zeros((items, n_words * 32), dtype=np.uint8)
+    padded[:, :w] = bitmat
+    return np.packbits(padded, axis=1, bitorder="little").view("<u4").reshape(items, n_words)
+
+
+def _field_bits(values: np.ndarray, width: int) -> np.ndarray:
+    v = np.asarray(values, dtype=np.int64)
+    return ((v[..., None] >> np.arange(width)) & 1).astype(np.uint8)
+
+
+def cell_items(program: Program, cfg: SMEConfig) -> np.ndarray:
+    """(tile_xbars, windows*colgroups, cell_words) uint32: the cell memories' contents."""
+    x, w, g, r, c = program.cells.shape
+    cells = np.zeros((cfg.tile_xbars, w, g, r, c), dtype=np.int64)
+    cells[:x] = program.cells
+    b = _field_bits(cells, cfg.cell_bits).reshape(cfg.tile_xbars * w * g, -1)
+    return _pack_items(b, cell_words(cfg)).reshape(cfg.tile_xbars, w * g, cell_words(cfg))
+
+
+def desc_items(program: Program, cfg: SMEConfig) -> np.ndarray:
+    """(n_steps, tile_xbars, desc_words) uint32: the descriptor memories' contents."""
+    n_steps, lanes = program.n_steps, cfg.tile_xbars
+    a = program.acts
+    slot = a["step"].astype(np.int64) * lanes + a["xbar"]
+    parts = [np.ones(program.n_act, dtype=np.int64)] + [a[f] for f, _ in desc_fields(cfg)[1:]]
+    cols = [_field_bits(v, wd) for v, (_, wd) in zip(parts, desc_fields(cfg))]
+    en = program.inputs >= 0
+    idx = np.where(en, program.inputs, 0)
+    iw = cfg.input_index_bits
+    rows = np.concatenate([_field_bits(en, 1), _field_bits(idx, iw)], axis=2)
+    cols.append(rows.reshape(program.n_act, -1))
+    act_bits = np.concatenate(cols, axis=1)
+    allbits = np.zeros((n_steps * lanes, desc_bits(cfg)), dtype=np.uint8)
+    allbits[slot] = act_bits
+    return _pack_items(allbits, desc_words(cfg)).reshape(n_steps, lanes, desc_words(cfg))
+
+
+def crc32_words(words: np.ndarray) -> int:
+    return zlib.crc32(np.asarray(words, dtype="<u4").tobytes()) & 0xFFFFFFFF
+
+
+def build_image(program: Program, cfg: SMEConfig | None = None) -> np.ndarray:
+    """The load frame of ``program`` for a tile of ``cfg``, as a uint32 array."""
+    cfg = program.cfg if cfg is None else cfg
+    fits_tile(program, cfg)
+    k, n = program.shape
+    head = np.array([MAGIC, VERSION, config_id(cfg), program.n_steps, k, n], dtype=np.uint32)
+    body = np.concatenate([head, cell_items(program, cfg).ravel(),
+                           desc_items(program, cfg).ravel()]).astype(np.uint32)
+    return np.concatenate([body, np.array([crc32_words(body)], dtype=np.uint32)])
+
+
+def check_image(words, cfg: SMEConfig) -> TileError:
+    """The error code the tile controller reports after loading ``words`` (``last`` on the
+    final word).  Mirrors the RTL's order of checks: header words as they arrive, then length,
+    then the checksum."""
+    words = [int(w) & 0xFFFFFFFF for w in words]
+    want = [MAGIC, VERSION, config_id(cfg)]
+    codes = [TileError.BAD_FRAME, TileError.BAD_FRAME, TileError.BAD_CONFIG]
+    for i in range(min(len(words), HEADER_WORDS)):
+        if i < 3 and words[i] != want[i]:
+            return codes[i]
+        if i == 3 and words[i] > cfg.tile_steps:
+            return TileError.TOO_BIG
+        if i == 4 and not 1 <= words[i] <= cfg.tile_inputs:
+            return TileError.TOO_BIG
+        if i == 5 and not 1 <= words[i] <= cfg.tile_outputs:
+            return TileError.TOO_BIG
+    if len(words) < HEADER_WORDS or len(words) != frame_words(cfg, words[3]):
+        return TileError.BAD_FRAME
+    if crc32_words(np.array(words[:-1], dtype=np.uint32)) != words[-1]:
+        return TileError.CHECKSUM
+    return TileError.NONE

@@ -1,0 +1,101 @@
+"""Bit-splice peripheral adders: shift-and-add of ADC samples into the output accumulators."""
+
+from __future__ import annotations
+
+from amaranth.hdl import Module, Mux, Signal, signed
+from amaranth.lib import stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from golden.config import SMEConfig
+
+from .layouts import Layouts
+
+__all__ = ["Splice", "SpliceControlSignature"]
+
+
+class SpliceControlSignature(wiring.Signature):
+    """Controller <-> splice (directions seen from the controller): ``clear`` (pulse) zeroes the
+    accumulators; ``acc`` are the accumulators; ``clip_delta`` is the number of clipped samples
+    added in this cycle; ``busy`` is high while a sample is in flight."""
+
+    def __init__(self, lay: Layouts):
+        super().__init__({"clear": Out(1), "acc": In(lay.accs), "clip_delta": In(lay.delta),
+                          "busy": In(1)})
+
+
+class Splice(wiring.Component):
+    """Adds ``(-1)^sign * (sample << (t + plane*cell_bits + shift))`` of every active lane and
+    column c into accumulator ``outgroup*ou_cols + c``.  Several lanes may feed one output group
+    in the same cycle; their terms are summed before the add.
+
+    Accumulators are signed, ``cfg.accumulator_bits`` wide:
+    ``bits(tile_inputs * (2^weight_bits - 1) * (2^input_bits - 1)) + 1``.  Every term of a legal
+    program is a part of ``sum_r x_r * |q_rj|`` and clipping only lowers samples, so no partial
+    or final sum of a legal program exceeds that bound (illegal programs wrap).
+
+    Members
+    -------
+    ctrl : In(SpliceControlSignature)
+    i_stream : In(stream.Signature(Layouts.samples)); never stalls (``ready`` is always 1).
+
+    Latency / throughput
+    --------------------
+    :attr:`latency` = 2: a sample accepted in cycle n is in ``acc`` (and counted in
+    ``clip_delta``) in cycle n + 2.  One step of all lanes per cycle.
+    """
+
+    latency = 2
+
+    def __init__(self, cfg: SMEConfig):
+        self._cfg = cfg
+        self._lay = lay = Layouts(cfg)
+        super().__init__({"ctrl": In(SpliceControlSignature(lay)),
+                          "i_stream": In(stream.Signature(lay.samples))})
+
+    @property
+    def cfg(self):
+        return self._cfg
+
+    def elaborate(self, platform):
+        m = Module()
+        cfg, lay = self._cfg, self._lay
+        i, ctrl = self.i_stream, self.ctrl
+        width = cfg.accumulator_bits
+        groups = cfg.tile_outputs // cfg.ou_cols
+
+        m.d.comb += i.ready.eq(1)
+
+        # Stage A: shifted, signed terms of every lane.
+        va = [Signal(name=f"va{lane}") for lane in range(cfg.tile_xbars)]
+        og = [Signal(len(i.payload.lanes[0].tag.outgroup), name=f"og{lane}") for lane in range(cfg.tile_xbars)]
+        terms = [[Signal(signed(width), name=f"term{lane}_{c}") for c in range(cfg.ou_cols)]
+                 for lane in range(cfg.tile_xbars)]
+        clips = Signal(lay.delta)
+        busy_a = Signal()
+        m.d.sync += busy_a.eq(i.valid)
+        n_clips = 0
+        for lane in range(cfg.tile_xbars):
+            s = i.payload.lanes[lane]
+            active = i.valid & s.active
+            sh = i.payload.t + s.tag.plane * cfg.cell_bits + s.tag.shift
+            m.d.sync += [va[lane].eq(active), og[lane].eq(s.tag.outgroup)]
+            for c in range(cfg.ou_cols):
+                mag = (s.samples[c] << sh)[:width]
+                m.d.sync += terms[lane][c].eq(Mux(s.tag.sign, -mag, mag))
+                n_clips = n_clips + (active & s.clips[c])
+        m.d.sync += clips.eq(n_clips)
+
+        # Stage B: accumulate.
+        for g in range(groups):
+            for c in range(cfg.ou_cols):
+                acc = ctrl.acc[g * cfg.ou_cols + c]
+                add = sum(Mux(va[lane] & (og[lane] == g), terms[lane][c], 0)
+                          for lane in range(cfg.tile_xbars))
+                with m.If(ctrl.clear):
+                    m.d.sync += acc.eq(0)
+                with m.Else():
+                    m.d.sync += acc.eq(acc + add)
+        delta = Signal(lay.delta)
+        m.d.sync += delta.eq(clips)
+        m.d.comb += [ctrl.clip_delta.eq(delta), ctrl.busy.eq(busy_a)]
+        return m

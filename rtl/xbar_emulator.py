@@ -1,0 +1,97 @@
+"""Crossbar emulator: a synthesizable stand-in for the tile's ReRAM arrays (SPEC section 6)."""
+
+from __future__ import annotations
+
+from amaranth.hdl import Module, Mux, Signal
+from amaranth.lib import memory, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from golden.config import SMEConfig
+
+from .layouts import Layouts, MemWriteSignature
+
+__all__ = ["XbarEmulator", "XbarControlSignature"]
+
+
+class XbarControlSignature(wiring.Signature):
+    """Controller -> emulator (directions seen from the controller): ``wr`` writes cell memory
+    word ``addr = window*colgroups + colgroup`` of lane ``lane`` (a ``Layouts.cell_word``);
+    ``busy`` is high while an activation is in flight."""
+
+    def __init__(self, lay: Layouts):
+        super().__init__({
+            "wr": Out(MemWriteSignature(lay.lane, lay.cell_addr, lay.cell_word)),
+            "busy": In(1)})
+
+
+class XbarEmulator(wiring.Component):
+    """One cell memory per crossbar lane (``windows*colgroups`` words of
+    ``ou_rows*ou_cols*cell_bits`` bits: one word per OU), read once per activation.
+
+    For each active lane of an ``i_stream`` step it reads the OU word (window, colgroup) and
+    returns, for every column c, ``sample[c] = min(sum_r bits[r] * cell[r][c], adc_max)`` and
+    ``clips[c] = (sum > adc_max)``, with the descriptor's tag passed through.  Inactive lanes
+    return ``active = 0``.
+
+    Members
+    -------
+    ctrl : In(XbarControlSignature)
+    i_stream : In(stream.Signature(Layouts.step))
+    o_stream : Out(stream.Signature(Layouts.samples))
+
+    Latency / throughput
+    --------------------
+    :attr:`latency` = 2 cycles from an ``i_stream`` transfer to the ``o_stream`` valid; one
+    step per cycle; ``i_stream.ready`` follows ``o_stream`` backpressure.
+    """
+
+    latency = 2
+
+    def __init__(self, cfg: SMEConfig):
+        self._cfg = cfg
+        self._lay = lay = Layouts(cfg)
+        super().__init__({"ctrl": In(XbarControlSignature(lay)),
+                          "i_stream": In(stream.Signature(lay.step)),
+                          "o_stream": Out(stream.Signature(lay.samples))})
+
+    @property
+    def cfg(self):
+        return self._cfg
+
+    def elaborate(self, platform):
+        m = Module()
+        cfg, lay = self._cfg, self._lay
+        i, o, ctrl = self.i_stream, self.o_stream, self.ctrl
+
+        v1 = Signal()
+        s1 = Signal(lay.step)                  # stage 1: the step, beside the cell read
+        adv2 = ~o.valid | o.ready
+        adv1 = ~v1 | adv2
+        m.d.comb += i.ready.eq(adv1)
+        with m.If(adv1):
+            m.d.sync += [v1.eq(i.valid), s1.eq(i.payload)]
+
+        with m.If(adv2):
+            m.d.sync += [o.valid.eq(v1), o.payload.t.eq(s1.t), o.payload.last.eq(s1.last)]
+
+        for lane in range(cfg.tile_xbars):
+            mem = memory.Memory(shape=lay.cell_word, depth=cfg.windows * cfg.colgroups, init=[])
+            m.submodules[f"cell_mem{lane}"] = mem
+            wp = mem.write_port()
+            rp = mem.read_port(domain="sync", transparent_for=())
+            act = i.payload.lanes[lane]
+            m.d.comb += [wp.addr.eq(ctrl.wr.addr), wp.data.eq(ctrl.wr.data),
+                         wp.en.eq(ctrl.wr.en & (ctrl.wr.lane == lane)),
+                         rp.addr.eq(act.window * cfg.colgroups + act.colgroup),
+                         rp.en.eq(adv1)]
+            a1 = s1.lanes[lane]
+            out = o.payload.lanes[lane]
+            with m.If(adv2):
+                m.d.sync += [out.active.eq(a1.active), out.tag.eq(a1.tag)]
+                for c in range(cfg.ou_cols):
+                    total = sum((rp.data[r][c] * a1.bits[r] for r in range(cfg.ou_rows)))
+                    over = total > cfg.adc_max
+                    m.d.sync += [out.clips[c].eq(a1.active & over),
+                                 out.samples[c].eq(Mux(over, cfg.adc_max, total))]
+        m.d.comb += ctrl.busy.eq(v1 | o.valid)
+        return m

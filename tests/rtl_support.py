@@ -1,0 +1,147 @@
+"""Shared helpers of the RTL tests: seeded stream drivers, random programs, a tile harness.
+
+Not a test module (no ``test_`` prefix); imported by ``tests/test_rtl_*.py``.
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+from amaranth.hdl import ResetInserter, Signal
+from amaranth.sim import Simulator
+
+from golden import tile_image as ti
+from golden.config import SMEConfig
+from golden.program import ACT_FIELDS, Program, validate
+
+P_IDLE = 0.3          # probability of a stall cycle before each transfer on every stream
+
+
+def run_sim(dut, *testbenches, processes=(), vcd: str | None = None, deadline=None):
+    """Run ``dut`` with the given async testbenches; waves only if ``SME_WAVES`` is set."""
+    sim = Simulator(dut)
+    sim.add_clock(1e-8)
+    for tb in testbenches:
+        sim.add_testbench(tb)
+    for p in processes:
+        sim.add_process(p)
+    vcd = vcd or os.environ.get("SME_WAVES")
+    if vcd:
+        with sim.write_vcd(vcd):
+            sim.run_until(deadline) if deadline else sim.run()
+    else:
+        sim.run_until(deadline) if deadline else sim.run()
+
+
+async def stall(ctx, rng, p_idle):
+    while rng is not None and rng.random() < p_idle:
+        await ctx.tick()
+
+
+async def put(ctx, stream, payloads, rng=None, p_idle=P_IDLE):
+    """Drive ``payloads`` into ``stream`` (valid never waits for ready)."""
+    for p in payloads:
+        await stall(ctx, rng, p_idle)
+        ctx.set(stream.valid, 1)
+        ctx.set(stream.payload, p)
+        await ctx.tick().until(stream.ready)
+        ctx.set(stream.valid, 0)
+
+
+async def get(ctx, stream, count, rng=None, p_idle=P_IDLE):
+    """Take ``count`` payloads from ``stream`` with random ready stalls."""
+    out = []
+    for _ in range(count):
+        await stall(ctx, rng, p_idle)
+        ctx.set(stream.ready, 1)
+        (payload,) = await ctx.tick().sample(stream.payload).until(stream.valid)
+        ctx.set(stream.ready, 0)
+        out.append(payload)
+    return out
+
+
+def random_program(cfg: SMEConfig, rng, *, n_xbars=None, n_steps=None, k=None, n=None,
+                   density=0.7) -> Program:
+    """A hand-made valid program (random cells and descriptors) for block tests."""
+    n_xbars = n_xbars or int(rng.integers(1, cfg.tile_xbars + 1))
+    n_steps = n_steps if n_steps is not None else int(rng.integers(1, 6))
+    k = k or int(rng.integers(1, cfg.tile_inputs + 1))
+    n = n or int(rng.integers(1, cfg.tile_outputs + 1))
+    cells = rng.integers(0, cfg.cell_max + 1, size=(n_xbars, cfg.windows, cfg.colgroups,
+                                                    cfg.ou_rows, cfg.ou_cols), dtype=np.uint8)
+    slots = [(s, x) for s in range(n_steps) for x in range(n_xbars) if rng.random() < density]
+    if n_steps and not slots:
+        slots = [(n_steps - 1, 0)]
+    m = len(slots)
+    acts = {f: np.zeros(m, dtype=dt) for f, dt in ACT_FIELDS.items()}
+    acts["step"][:] = [s for s, _ in slots]
+    acts["xbar"][:] = [x for _, x in slots]
+    acts["window"][:] = rng.integers(0, cfg.windows, m)
+    acts["colgroup"][:] = rng.integers(0, cfg.colgroups, m)
+    acts["outgroup"][:] = rng.integers(0, -(-n // cfg.ou_cols), m)
+    acts["plane"][:] = rng.integers(0, cfg.planes, m)
+    acts["sign"][:] = rng.integers(0, 2, m)
+    acts["shift"][:] = rng.integers(0, cfg.max_shift + 1, m)
+    inputs = rng.integers(-1, k, size=(m, cfg.ou_rows)).astype(np.int32)
+    p = Program(cfg=cfg, shape=(k, n), cells=cells, acts=acts, inputs=inputs, blocks=[])
+    validate(p)
+    return p
+
+
+def issue_trace(p: Program, x) -> list[tuple[int, dict[int, tuple]]]:
+    """The golden scheduler: per issue cycle (t outer, step inner), per active lane
+    (window, colgroup, bits, outgroup, plane, sign, shift)."""
+    cfg = p.cfg
+    a = p.acts
+    out = []
+    for t in range(cfg.input_bits):
+        for s in range(p.n_steps):
+            lanes = {}
+            for i in np.flatnonzero(a["step"] == s):
+                bits = tuple(int(r >= 0 and (int(x[r]) >> t) & 1) for r in p.inputs[i])
+                lanes[int(a["xbar"][i])] = (int(a["window"][i]), int(a["colgroup"][i]), bits,
+                                            int(a["outgroup"][i]), int(a["plane"][i]),
+                                            int(a["sign"][i]), int(a["shift"][i]))
+            out.append((t, lanes))
+    return out
+
+
+def load_words(words) -> list[dict]:
+    words = [int(w) for w in words]
+    return [{"data": w, "last": int(i == len(words) - 1)} for i, w in enumerate(words)]
+
+
+def vec_elems(x) -> list[dict]:
+    return [{"data": int(v), "last": int(i == len(x) - 1)} for i, v in enumerate(x)]
+
+
+class TileHarness:
+    """A tile with a hard reset input, plus counters of issue cycles per vector."""
+
+    def __init__(self, cfg: SMEConfig):
+        from rtl.tile import Tile
+        self.tile = Tile(cfg)
+        self.rst = Signal()
+        self.top = ResetInserter(self.rst)(self.tile)
+        self.issues = []          # cycle numbers of scheduler issues
+        self.cycle = 0
+
+    async def monitor(self, ctx):
+        """Records the cycle of every scheduler handshake (the issue of one step)."""
+        o = self.tile.scheduler.o_stream
+        async for _, _, v, r in ctx.tick().sample(o.valid, o.ready):
+            self.cycle += 1
+            if v and r:
+                self.issues.append(self.cycle)
+
+    def split(self):
+        """Issue cycles split per vector: [first, last, count] (a gap > 1 between vectors)."""
+        runs = []
+        for c in self.issues:
+            if runs and c == runs[-1][1] + 1:
+                runs[-1][1] = c
+                runs[-1][2] += 1
+            else:
+                runs.append([c, c, 1])
+        return runs
