@@ -32,6 +32,14 @@ class PatternError(ValueError):
 
 def _obeys(mag: np.ndarray, cfg: SMEConfig) -> np.ndarray:
     mag = np.asarray(mag, dtype=np.int64)
+    if mag.size > 4 * (cfg.max_magnitude + 1):          # large arrays: one table look-up
+        table = _obeys_rule(np.arange(cfg.max_magnitude + 1), cfg)
+        inside = (mag >= 0) & (mag <= cfg.max_magnitude)
+        return inside & table[np.where(inside, mag, 0)]
+    return _obeys_rule(mag, cfg)
+
+
+def _obeys_rule(mag: np.ndarray, cfg: SMEConfig) -> np.ndarray:
     ok = (mag >= 0) & (mag <= cfg.max_magnitude)
     if cfg.pattern == "uniform":
         return ok

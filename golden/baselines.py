@@ -1,0 +1,99 @@
+"""Baselines on the same quantized weights and parameters (SPEC 4).
+
+``isaac``  dense ISAAC-style mapping: the ``planes`` digits of a weight sit in adjacent columns
+           of one crossbar; positive and negative sets in separate crossbars.  Every OU that
+           covers mapped rows and columns of a crossbar is activated for every input bit (a
+           slightly stronger baseline than activating the unmapped rest of a partial crossbar).
+``sre``    the same mapping, but within each OU column group the all-zero OU rows are skipped
+           (SRE, ISCA'19): per crossbar, sum over column groups of ceil(non-zero rows /
+           ou_rows) activations per input bit; an input index of ceil(log2 xbar_rows) bits is
+           stored per kept row.  Same crossbar count as ``isaac``.
+``planes`` SME's bit-plane slicing without squeeze: ``2 * planes`` crossbars per tile of the
+           K x N grid, every OU over mapped rows and columns activated.
+
+All crossbars of a layer run in parallel, so cycles per input vector = ``input_bits`` x the
+busiest crossbar's activations per input bit.  Block-diagonal layers (grouped, depthwise) count
+only the crossbar tiles that intersect a block.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from .config import SMEConfig
+from .slicing import as_blocks, digits, tile_grid
+
+__all__ = ["baseline_stats", "BASELINES"]
+
+BASELINES = ("isaac", "sre", "planes")
+
+
+def _mapped_extent(blocks, shape, rows: int, cols: int, col_scale: int):
+    """Per intersecting tile of the (K x N*col_scale) grid: mapped rows and columns."""
+    k, n = shape
+    seen = {}
+    for r0, c0, b in blocks:
+        if b.size == 0:
+            continue
+        kr, kc = b.shape
+        cs, ce = c0 * col_scale, (c0 + kc) * col_scale
+        for rb in range(r0 // rows, (r0 + kr - 1) // rows + 1):
+            for cb in range(cs // cols, (ce - 1) // cols + 1):
+                nr = min(r0 + kr, (rb + 1) * rows) - max(r0, rb * rows)
+                nc = min(ce, (cb + 1) * cols) - max(cs, cb * cols)
+                # blocks of a block-diagonal layer occupy disjoint rows and columns
+                pr, pc = seen.get((rb, cb), (0, 0))
+                seen[(rb, cb)] = (pr + nr, pc + nc)
+    return seen
+
+
+def _dense_ou(extent: dict, cfg: SMEConfig) -> tuple[int, int]:
+    """(total, busiest) OU activations per input bit when every mapped OU is read."""
+    per = [-(-min(r, cfg.xbar_rows) // cfg.ou_rows) * -(-min(c, cfg.xbar_cols) // cfg.ou_cols)
+           for r, c in extent.values()]
+    return (sum(per), max(per)) if per else (0, 0)
+
+
+def baseline_stats(blocks, shape=None, cfg: SMEConfig | None = None) -> dict:
+    """Crossbars, activations and cycles per input vector, index bits for each baseline."""
+    blocks, shape = as_blocks(blocks, shape)
+    A, P, R, C = cfg.input_bits, cfg.planes, cfg.xbar_rows, cfg.xbar_cols
+    out = {}
+
+    # ISAAC-style dense: weight j occupies columns j*P .. j*P+P-1.
+    ext = _mapped_extent(blocks, shape, R, C, P)
+    total, busiest = _dense_ou(ext, cfg)
+    out["isaac"] = {"crossbars": 2 * len(ext), "activations": A * 2 * total,
+                    "cycles": A * busiest, "index_bits": 0}
+
+    # SRE: same layout, all-zero OU rows skipped per column group.
+    sre_total, sre_busiest, sre_rows = 0, 0, 0
+    wide = [(r0, c0 * P, _interleave(b, cfg, sgn)) for sgn in (1, -1) for r0, c0, b in blocks]
+    for sgn in (0, 1):
+        part = wide[sgn * len(blocks):(sgn + 1) * len(blocks)]
+        if not part:
+            continue
+        _, tiles = tile_grid(part, (shape[0], shape[1] * P), R, C)
+        nzr = tiles.reshape(len(tiles), R, C // cfg.ou_cols, cfg.ou_cols).any(axis=3).sum(axis=1)
+        acts = (-(-nzr // cfg.ou_rows)).sum(axis=1)
+        sre_total += int(acts.sum())
+        sre_busiest = max(sre_busiest, int(acts.max()) if len(acts) else 0)
+        sre_rows += int(nzr.sum())
+    out["sre"] = {"crossbars": 2 * len(ext), "activations": A * sre_total,
+                  "cycles": A * sre_busiest,
+                  "index_bits": sre_rows * max(1, math.ceil(math.log2(R)))}
+
+    # Bit planes without squeeze.
+    ext1 = _mapped_extent(blocks, shape, R, C, 1)
+    total1, busiest1 = _dense_ou(ext1, cfg)
+    out["planes"] = {"crossbars": 2 * P * len(ext1), "activations": A * 2 * P * total1,
+                     "cycles": A * busiest1, "index_bits": 0}
+    return out
+
+
+def _interleave(b: np.ndarray, cfg: SMEConfig, sgn: int) -> np.ndarray:
+    """ISAAC layout of one sign set: (k, n) -> (k, n*P) digits, weight-major."""
+    mag = np.where(np.sign(b) == sgn, np.abs(b), 0)
+    return digits(mag, cfg).reshape(b.shape[0], -1).astype(np.int64)

@@ -1,0 +1,340 @@
+"""The SME compiler: integer layer -> squeezed crossbar images + grouped OU schedule (SPEC 3.2-3.5).
+
+Two squeeze granularities compile to the same :class:`~golden.program.Program`:
+
+``squeeze="row"`` (the paper's row squeeze, SPEC 3.4)
+    The layer is cut into crossbar groups of ``xbar_rows`` input rows x ``xbar_cols`` output
+    columns.  In each group every row r gets the shift s_r = the trailing zero bits shared by
+    all its non-zero weights (both signs); the row is stored as |q| >> s_r, so the group needs
+    fewer digit planes.  A (group, sign, plane) crossbar is allocated only if it holds a
+    non-zero cell; all-zero rows are never activated.  With ``reorder=True`` the rows of each
+    column block are re-clustered first: all-zero rows are dropped, the rest sorted by
+    (stored bit length, shift), so rows of one group have similar magnitudes (more empty high
+    planes) and rows of one OU window share their shift (fewer activations).  The per-row input
+    index table then says which input drives each physical row.
+
+``squeeze="segment"`` (ours, SPEC 3.4 "segment squeeze")
+    Only ``ou_cols``-wide row segments matter to an OU read.  Every non-zero segment of
+    (input row, sign, plane, output group) is a unit; units of one class (output group, sign,
+    plane) are packed ``ou_rows`` at a time into cell blocks (one OU window x one column group
+    of a crossbar), each block one activation.  Only whole OU windows are used (a crossbar
+    whose row count is not a multiple of ``ou_rows`` leaves the last partial window empty).
+    ``reorder=True`` deals the units of a class over its blocks heaviest first, which evens
+    out the ADC column sums (fewer clipped samples when ``adc_bits`` is below lossless).
+    ``balance=True`` spreads blocks round-robin over the crossbars (the grouped schedule);
+    ``balance=False`` fills crossbar after crossbar (the naive schedule).
+
+Scheduling (SPEC 3.5): an activation reads the rows of one OU window that share output
+group and significance (plane, sign, shift); each crossbar issues one activation per step and
+all crossbars of the layer run in parallel, so a step count is the busiest crossbar's activation
+count and cycles per input vector = ``input_bits * steps``.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from .config import SMEConfig
+from .program import ACT_FIELDS, Program, validate
+from .quantize import check_pattern
+from .slicing import (LayerError, as_blocks, bit_length, digits, min_digits_table,
+                      nonzero_digits, tile_grid, trailing_zeros)
+
+__all__ = ["compile_matrix", "compile_blocks", "squeeze_rows", "SQUEEZE_MODES", "LayerError"]
+
+SQUEEZE_MODES = ("row", "segment")
+
+
+def _clog2(n: int) -> int:
+    return max(1, math.ceil(math.log2(n))) if n > 1 else 1
+
+
+def compile_matrix(q: np.ndarray, cfg: SMEConfig, **options) -> Program:
+    """Compile a dense K x N integer matrix (already quantized onto ``cfg``'s pattern)."""
+    return compile_blocks(q, None, cfg, **options)
+
+
+def compile_blocks(blocks, shape, cfg: SMEConfig, *, squeeze: str = "row", reorder: bool = True,
+                   balance: bool = True, check: bool = True, meta: dict | None = None) -> Program:
+    """Compile a layer given as blocks ``(row0, col0, q)`` of a K x N matrix (or a dense matrix
+    with ``shape=None``).  ``check`` verifies that every weight obeys ``cfg``'s pattern."""
+    if squeeze not in SQUEEZE_MODES:
+        raise LayerError(f"squeeze must be one of {', '.join(SQUEEZE_MODES)}, not {squeeze!r}")
+    blocks, shape = as_blocks(blocks, shape)
+    if check:
+        for _, _, b in blocks:
+            check_pattern(b, cfg)
+    options = {"squeeze": squeeze, "reorder": bool(reorder), "balance": bool(balance)}
+    if squeeze == "row":
+        cells, acts, inputs, index_bits = _row_squeeze(blocks, shape, cfg, reorder)
+    else:
+        cells, acts, inputs, index_bits = _segment_squeeze(blocks, shape, cfg, reorder, balance)
+    _assign_steps(acts, cells.shape[0])
+    order = np.lexsort((acts["xbar"], acts["step"]))
+    acts = {k: v[order] for k, v in acts.items()}
+    inputs = inputs[order]
+    prog = Program(cfg=cfg, shape=shape, cells=cells, acts=acts, inputs=inputs, blocks=blocks,
+                   options=options, meta=dict(meta or {}))
+    validate(prog, "compiled program")
+    prog.stats = program_stats(prog, index_bits)
+    return prog
+
+
+# ---- row squeeze ------------------------------------------------------------------------------
+
+def _row_groups(blocks, shape, cfg: SMEConfig, reorder: bool):
+    """Crossbar groups: (tiles (G, R, C) int64, row inputs (G, R) int64 (-1 = empty),
+    column block of each group (G,))."""
+    R, C = cfg.xbar_rows, cfg.xbar_cols
+    coords, tiles = tile_grid(blocks, shape, R, C)
+    k = shape[0]
+    rows = coords[:, :1] * R + np.arange(R)[None, :]
+    rows = np.where(rows < k, rows, -1)
+    if not reorder or len(tiles) == 0:
+        return tiles, rows, coords[:, 1]
+    out_t, out_r, out_cb = [], [], []
+    for cb in np.unique(coords[:, 1]):
+        sel = coords[:, 1] == cb
+        slab = tiles[sel].reshape(-1, C)
+        ids = rows[sel].reshape(-1)
+        keep = np.any(slab != 0, axis=1)
+        slab, ids = slab[keep], ids[keep]
+        if len(ids) == 0:
+            continue
+        mag = np.abs(slab)
+        s = trailing_zeros(mag, cfg.weight_bits).min(axis=1)
+        top = bit_length(mag.max(axis=1) >> s)
+        order = np.lexsort((ids, s, top))
+        slab, ids = slab[order], ids[order]
+        n_groups = -(-len(ids) // R)
+        pad = n_groups * R - len(ids)
+        slab = np.concatenate([slab, np.zeros((pad, C), dtype=slab.dtype)])
+        ids = np.concatenate([ids, -np.ones(pad, dtype=ids.dtype)])
+        out_t.append(slab.reshape(n_groups, R, C))
+        out_r.append(ids.reshape(n_groups, R))
+        out_cb.append(np.full(n_groups, cb))
+    if not out_t:
+        return tiles[:0], rows[:0], coords[:0, 1]
+    return np.concatenate(out_t), np.concatenate(out_r), np.concatenate(out_cb)
+
+
+def squeeze_rows(q: np.ndarray, cfg: SMEConfig) -> tuple[np.ndarray, np.ndarray]:
+    """Row squeeze of a crossbar group (last axis = columns): returns ``(shift, stored)``.
+
+    ``shift[..., r]`` is the number of trailing zero bits shared by all non-zero weights of row
+    r (0 for an all-zero row) and ``stored = |q| >> shift``, exact by construction.
+    """
+    mag = np.abs(np.asarray(q, dtype=np.int64))
+    shift = trailing_zeros(mag, cfg.weight_bits).min(axis=-1) if mag.shape[-1] else \
+        np.zeros(mag.shape[:-1], dtype=np.int64)
+    shift = np.where(shift >= cfg.weight_bits, 0, shift)
+    return shift, mag >> shift[..., None]
+
+
+def _sign_sets(q: np.ndarray) -> np.ndarray:
+    """Positive and negative magnitude sets of signed integers: new axis 1 of length 2, uint16."""
+    q = np.asarray(q)
+    pos = np.where(q > 0, q, 0).astype(np.uint16)
+    neg = np.where(q < 0, -q, 0).astype(np.uint16)
+    return np.stack([pos, neg], axis=1)
+
+
+def _any_last(a: np.ndarray) -> np.ndarray:
+    """``a.any(axis=-1)`` for a C-contiguous uint8 array, fast for widths 1, 2, 4 and 8."""
+    a = np.ascontiguousarray(a)
+    width = a.shape[-1]
+    if a.dtype == np.uint8 and width in (1, 2, 4, 8):
+        return a.view(f"u{width}")[..., 0] != 0
+    return a.any(axis=-1)
+
+
+def _pad_rows(a: np.ndarray, cfg: SMEConfig, axis: int, fill=0) -> np.ndarray:
+    pad = cfg.windows * cfg.ou_rows - cfg.xbar_rows
+    if pad == 0:
+        return a
+    widths = [(0, 0)] * a.ndim
+    widths[axis] = (0, pad)
+    return np.pad(a, widths, constant_values=fill)
+
+
+def _row_squeeze(blocks, shape, cfg: SMEConfig, reorder: bool):
+    tiles, row_in, col_block = _row_groups(blocks, shape, cfg, reorder)
+    n_groups = len(tiles)
+    if n_groups == 0:
+        cells = np.zeros((0, cfg.windows, cfg.colgroups, cfg.ou_rows, cfg.ou_cols), np.uint8)
+        acts, inputs = _collect({name: [] for name in ACT_FIELDS}, [], cfg)
+        return cells, acts, inputs, 0
+    W, Gc, ru, cu, P = cfg.windows, cfg.colgroups, cfg.ou_rows, cfg.ou_cols, cfg.planes
+    shift, stored = squeeze_rows(tiles, cfg)
+    sets = _sign_sets(np.where(tiles < 0, -stored, stored))                      # G,2,R,C
+    used = digits(np.bitwise_or.reduce(sets.reshape(n_groups, 2, -1), axis=-1), cfg) != 0
+    g_idx, s_idx, p_idx = np.nonzero(used)                                      # G,2,P
+    xb = ((sets[g_idx, s_idx] >> (p_idx * cfg.cell_bits).astype(np.uint16)[:, None, None])
+          & np.uint16(cfg.cell_max)).astype(np.uint8)                           # X,R,C
+    xb = _pad_rows(xb, cfg, axis=1)
+    cells = xb.reshape(-1, W, ru, Gc, cu).transpose(0, 1, 3, 2, 4).copy()
+    X = len(cells)
+
+    row_shift = _pad_rows(shift, cfg, axis=1)[g_idx].reshape(X, W, 1, ru)
+    row_input = _pad_rows(row_in, cfg, axis=1, fill=-1)[g_idx].reshape(X, W, 1, ru)
+    seg_nz = _any_last(cells)                                                   # X,W,Gc,ru
+    parts = {name: [] for name in ACT_FIELDS}
+    in_parts = []
+    for s in range(cfg.weight_bits):
+        m = seg_nz & (row_shift == s)
+        x, w, g = np.nonzero(m.any(axis=-1))
+        if len(x) == 0:
+            continue
+        rows = m[x, w, g]                                                        # n, ru
+        inp = np.where(rows, np.broadcast_to(row_input, m.shape)[x, w, g], -1)
+        parts["xbar"].append(x)
+        parts["window"].append(w)
+        parts["colgroup"].append(g)
+        parts["outgroup"].append(col_block[g_idx[x]] * Gc + g)
+        parts["plane"].append(p_idx[x])
+        parts["sign"].append(s_idx[x])
+        parts["shift"].append(np.full(len(x), s))
+        in_parts.append(inp)
+    acts, inputs = _collect(parts, in_parts, cfg)
+
+    # Index storage (SPEC 3.4): per group row, the shift and a zero-row flag; with reordering
+    # also the input index of every physical row.
+    per_row = _clog2(cfg.weight_bits) + 1 + (_clog2(max(1, shape[0])) if reorder else 0)
+    return cells, acts, inputs, n_groups * cfg.xbar_rows * per_row
+
+
+def _collect(parts, in_parts, cfg: SMEConfig):
+    parts["step"] = []
+    acts = {}
+    for name, dt in ACT_FIELDS.items():
+        acts[name] = (np.concatenate(parts[name]).astype(dt) if parts[name]
+                      else np.zeros(0, dtype=dt))
+    acts["step"] = np.zeros(len(acts["xbar"]), dtype=np.int32)
+    inputs = (np.concatenate(in_parts).astype(np.int32) if in_parts
+              else np.zeros((0, cfg.ou_rows), dtype=np.int32))
+    return acts, inputs
+
+
+# ---- segment squeeze --------------------------------------------------------------------------
+
+def _segment_squeeze(blocks, shape, cfg: SMEConfig, reorder: bool, balance: bool):
+    R, C = cfg.xbar_rows, cfg.xbar_cols
+    Gc, ru, cu, P = cfg.colgroups, cfg.ou_rows, cfg.ou_cols, cfg.planes
+    coords, tiles = tile_grid(blocks, shape, R, C)
+    T = len(tiles)
+    tl = tiles.reshape(T, R, Gc, cu)
+    sets = _sign_sets(tl)                                                       # T,2,R,Gc,cu
+    # a segment's digit plane is non-zero iff that digit of the OR of its magnitudes is
+    nz = digits(np.bitwise_or.reduce(sets, axis=-1), cfg) != 0                  # T,2,R,Gc,P
+    t, sg, r, g, p = np.nonzero(nz)
+    data = ((sets[t, sg, r, g] >> (p * cfg.cell_bits).astype(np.uint16)[:, None])
+            & np.uint16(cfg.cell_max)).astype(np.uint8)                         # n, cu
+    inp = coords[t, 0] * R + r
+    outg = coords[t, 1] * Gc + g
+    n = len(inp)
+    # Sort units by class (outgroup, sign, plane); within a class by weight (reorder) or input.
+    cls_id = (outg.astype(np.int64) * 2 + sg) * P + p
+    tie = inp.astype(np.int64)
+    if reorder:
+        weight = data.sum(axis=1, dtype=np.int64)
+        tie = (cu * cfg.cell_max - weight) * max(1, shape[0]) + tie
+    order = np.argsort(cls_id * (max(1, shape[0]) * (cu * cfg.cell_max + 1)) + tie,
+                       kind="stable")
+    data, inp, outg, sg, p = data[order], inp[order], outg[order], sg[order], p[order]
+    cls_id = cls_id[order]
+    starts = np.flatnonzero(np.r_[True, cls_id[1:] != cls_id[:-1]]) if n else \
+        np.zeros(0, dtype=np.int64)
+    sizes = np.diff(np.r_[starts, n])
+    class_of = np.repeat(np.arange(len(starts)), sizes)
+    rank = np.arange(n) - starts[class_of]
+    nblk = -(-sizes // ru)
+    first_blk = np.r_[0, np.cumsum(nblk)[:-1]].astype(np.int64)
+    if reorder:     # deal heaviest-first round-robin over the class's blocks
+        blk = first_blk[class_of] + rank % nblk[class_of]
+        row = rank // nblk[class_of]
+    else:           # fill blocks in order
+        blk = first_blk[class_of] + rank // ru
+        row = rank % ru
+    n_blocks = int(nblk.sum())
+    slots = (R // ru) * Gc
+    X = -(-n_blocks // slots) if n_blocks else 0
+    b = np.arange(n_blocks)
+    if balance:
+        bx, bslot = b % max(X, 1), b // max(X, 1)
+    else:
+        bx, bslot = b // slots, b % slots
+    bw, bg = bslot // Gc, bslot % Gc
+    cells = np.zeros((X, cfg.windows, Gc, ru, cu), dtype=np.uint8)
+    cells[bx[blk], bw[blk], bg[blk], row] = data
+    inputs = np.full((n_blocks, ru), -1, dtype=np.int32)
+    inputs[blk, row] = inp
+    blk_class = np.repeat(np.arange(len(starts)), nblk)
+    cstart = starts[blk_class] if n_blocks else starts
+    acts = {"xbar": bx, "window": bw, "colgroup": bg, "outgroup": outg[cstart],
+            "plane": p[cstart], "sign": sg[cstart], "shift": np.zeros(n_blocks),
+            "step": np.zeros(n_blocks)}
+    acts = {k: np.asarray(v).astype(ACT_FIELDS[k]) for k, v in acts.items()}
+    # Index storage: an input index per packed unit, a class tag per block.
+    class_bits = _clog2(max(1, -(-shape[1] // cu))) + _clog2(P) + 1
+    index_bits = n * _clog2(max(1, shape[0])) + n_blocks * class_bits
+    return cells, acts, inputs, index_bits
+
+
+# ---- scheduling ------------------------------------------------------------------------------
+
+def _assign_steps(acts: dict, n_xbars: int) -> None:
+    """Step of each activation = its rank among its crossbar's activations (in window,
+    column group, shift order); crossbars issue in parallel."""
+    n = len(acts["xbar"])
+    if n == 0:
+        return
+    order = np.lexsort((acts["shift"], acts["colgroup"], acts["window"], acts["xbar"]))
+    xs = acts["xbar"][order]
+    first = np.r_[0, np.flatnonzero(np.diff(xs)) + 1]
+    counts = np.diff(np.r_[first, n])
+    rank = np.arange(n) - np.repeat(first, counts)
+    step = np.empty(n, dtype=np.int32)
+    step[order] = rank
+    acts["step"] = step
+
+
+# ---- statistics ------------------------------------------------------------------------------
+
+def program_stats(p: Program, index_bits: int) -> dict:
+    cfg = p.cfg
+    A = cfg.input_bits
+    nz_cells = nonzero_digits(p.blocks, cfg)
+    # Non-zero ou_cols-wide segments (each counted with its fewest digit planes under any
+    # exact shift): no schedule can activate fewer than ceil(segments / ou_rows) OUs per bit.
+    segs = 0
+    table = min_digits_table(cfg)   # non-zero planes of a segment under its best exact shift
+    for r0, c0, b in p.blocks:
+        lead = c0 % cfg.ou_cols          # align segments to the global output groups
+        b = np.pad(b, ((0, 0), (lead, (-(lead + b.shape[1])) % cfg.ou_cols)))
+        sets = _sign_sets(b.reshape(b.shape[0], -1, cfg.ou_cols))              # k,2,ng,cu
+        segs += int(table[np.bitwise_or.reduce(sets, axis=-1)].sum())
+    # Placement floor: the busiest crossbar, were its non-zero rows of each column group
+    # packed into full OU windows with no significance constraint.
+    if p.n_xbars:
+        rows_nz = _any_last(p.cells).sum(axis=(1, 3))                 # X, Gc
+        floor_steps = int((-(-rows_nz // cfg.ou_rows)).sum(axis=1).max())
+    else:
+        floor_steps = 0
+    return {
+        "squeeze": p.options["squeeze"], "reorder": p.options["reorder"],
+        "balance": p.options["balance"],
+        "K": p.shape[0], "N": p.shape[1],
+        "weights": int(sum(b.size for _, _, b in p.blocks)),
+        "crossbars": p.n_xbars,
+        "activations": A * p.n_act,
+        "steps": p.n_steps,
+        "cycles": A * p.n_steps,
+        "index_bits": int(index_bits),
+        "nonzero_cells": nz_cells,
+        "nonzero_segments": segs,
+        "floor_crossbars": -(-nz_cells // (cfg.xbar_rows * cfg.xbar_cols)),
+        "floor_activations": A * -(-segs // cfg.ou_rows),
+        "floor_cycles": A * floor_steps,
+    }

@@ -1,0 +1,275 @@
+"""``sme``: the project's command line.
+
+Golden-model commands live here (``compile``, ``run``, ``stats``, ``demo``); the RTL, simulation,
+report and FPGA commands are registered by their own packages (each exposes
+``register(subparsers)``).  Errors go to stderr with exit code 2; every output file is written
+atomically.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import io
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from golden.config import PRESETS, ConfigError, preset
+from golden.program import ProgramError, atomic_write_bytes
+
+__all__ = ["main", "UserError", "load_npy", "save_npy"]
+
+#: Modules that add sub-commands with ``register(subparsers)``.
+PLUGINS = ("rtl.verilog", "sim.cli", "golden.report", "rtl.fpga")
+
+
+class UserError(Exception):
+    """Bad input from the user: printed without a traceback."""
+
+
+def load_npy(path: str, what: str) -> np.ndarray:
+    try:
+        with open(path, "rb") as f:
+            return np.load(f, allow_pickle=False)
+    except FileNotFoundError:
+        raise UserError(f"{what} file {path!r} does not exist") from None
+    except (ValueError, OSError, EOFError) as e:
+        raise UserError(f"{what} file {path!r} is not a valid .npy array ({e})") from None
+
+
+def save_npy(path: str, arr: np.ndarray) -> None:
+    buf = io.BytesIO()
+    np.save(buf, arr, allow_pickle=False)
+    atomic_write_bytes(path, buf.getvalue())
+
+
+def _config(args) -> "SMEConfig":  # noqa: F821
+    cfg = preset(args.preset)
+    changes = {}
+    if getattr(args, "pattern", None):
+        changes["pattern"] = args.pattern
+    if getattr(args, "adc_bits", None) is not None:
+        changes["adc_bits"] = args.adc_bits
+    return cfg.replace(**changes) if changes else cfg
+
+
+# ---- compile ----------------------------------------------------------------------------------
+
+def cmd_compile(args) -> int:
+    from golden.compiler import compile_matrix
+    from golden.program import save
+    from golden.quantize import PatternError, check_pattern, quantize
+
+    cfg = _config(args)
+    w = load_npy(args.weights, "weights")
+    if w.ndim != 2 or w.shape[0] == 0 or w.shape[1] == 0:
+        raise UserError(f"weights must be a non-empty 2-D K x N matrix, got shape {w.shape}")
+    if not (np.issubdtype(w.dtype, np.integer) or np.issubdtype(w.dtype, np.floating)):
+        raise UserError(f"weights must be numeric, got dtype {w.dtype}")
+    if np.issubdtype(w.dtype, np.floating) and not np.all(np.isfinite(w)):
+        raise UserError("weights contain NaN or infinite values")
+    meta = {"source": Path(args.weights).name}
+    if args.integer:
+        try:
+            check_pattern(w, cfg)
+        except PatternError as e:
+            raise UserError(f"--integer weights rejected: {e}") from None
+        q = w.astype(np.int64)
+    else:
+        q, alpha = quantize(w, cfg, axis=1 if args.per_channel else None)
+        meta["scale"] = np.ravel(alpha).tolist() if args.per_channel else float(alpha)
+    prog = compile_matrix(q, cfg, squeeze=args.squeeze, reorder=not args.no_reorder,
+                          balance=not args.no_balance, meta=meta)
+    save(prog, args.output)
+    s = prog.stats
+    print(f"compiled {q.shape[0]}x{q.shape[1]} ({cfg.name}, {cfg.pattern}, {args.squeeze} "
+          f"squeeze): {s['crossbars']} crossbars, {s['cycles']} cycles/vector, "
+          f"{s['activations']} OU activations/vector -> {args.output}")
+    return 0
+
+
+# ---- run --------------------------------------------------------------------------------------
+
+def cmd_run(args) -> int:
+    from golden.program import load
+    from golden.vmm import InputError, run
+
+    prog = load(args.program)
+    X = load_npy(args.inputs, "inputs")
+    try:
+        Y, clipped = run(prog, X)
+    except InputError as e:
+        raise UserError(str(e)) from None
+    save_npy(args.output, Y)
+    record = {"inputs": str(args.inputs), "vectors": int(Y.shape[0]), "clipped": int(clipped),
+              "time": time.strftime("%Y-%m-%dT%H:%M:%S")}
+    atomic_write_bytes(str(args.program) + ".lastrun.json", json.dumps(record).encode())
+    note = f", {clipped} clipped ADC samples (result differs from x @ W)" if clipped else \
+        ", no clipped samples"
+    print(f"ran {Y.shape[0]} vector(s){note} -> {args.output}")
+    return 0
+
+
+# ---- stats ------------------------------------------------------------------------------------
+
+def program_report(prog) -> dict:
+    """Everything ``sme stats`` prints: SME (grouped and naive), baselines, floors."""
+    from golden.baselines import baseline_stats
+    from golden.compiler import compile_blocks
+
+    naive = compile_blocks(prog.blocks, prog.shape, prog.cfg, squeeze=prog.options["squeeze"],
+                           reorder=False, balance=False, check=False)
+    s = prog.stats
+    return {
+        "config": prog.cfg.to_dict(), "options": prog.options, "shape": list(prog.shape),
+        "sme": {k: s[k] for k in ("crossbars", "activations", "cycles", "index_bits")},
+        "sme_naive": {k: naive.stats[k] for k in ("crossbars", "activations", "cycles",
+                                                  "index_bits")},
+        "baselines": baseline_stats(prog.blocks, prog.shape, prog.cfg),
+        "floor": {"crossbars": s["floor_crossbars"], "activations": s["floor_activations"],
+                  "cycles": s["floor_cycles"]},
+    }
+
+
+def cmd_stats(args) -> int:
+    from golden.program import load
+
+    prog = load(args.program)
+    rep = program_report(prog)
+    last = Path(str(args.program) + ".lastrun.json")
+    if last.exists():
+        try:
+            rep["last_run"] = json.loads(last.read_text())
+        except ValueError:
+            rep["last_run"] = {"error": f"{last} is unreadable"}
+    if args.json:
+        print(json.dumps(rep, indent=2))
+        return 0
+    k, n = rep["shape"]
+    print(f"layer {k}x{n}, preset {prog.cfg.name}, pattern {prog.cfg.pattern}, "
+          f"{rep['options']['squeeze']} squeeze")
+    rows = [("SME (grouped)", rep["sme"]), ("SME (naive order)", rep["sme_naive"])]
+    rows += [(f"baseline {name}", v) for name, v in rep["baselines"].items()]
+    rows += [("floor", dict(rep["floor"], index_bits=None))]
+    print(f"{'design':<20}{'crossbars':>11}{'cycles/vec':>12}{'OU acts/vec':>13}"
+          f"{'index bits':>12}")
+    for name, v in rows:
+        ib = "-" if v.get("index_bits") is None else v["index_bits"]
+        print(f"{name:<20}{v['crossbars']:>11}{v['cycles']:>12}{v['activations']:>13}{ib:>12}")
+    if "last_run" in rep:
+        lr = rep["last_run"]
+        print(f"last run: {lr.get('vectors')} vector(s), {lr.get('clipped')} clipped samples")
+    return 0
+
+
+# ---- demo -------------------------------------------------------------------------------------
+
+def cmd_demo(args) -> int:
+    """Built-in example: a synthetic trained-like layer, compiled both ways, run and checked."""
+    from golden.compiler import compile_matrix
+    from golden.program import save
+    from golden.quantize import quantize
+    from golden.vmm import run
+
+    cfg = _config(args)
+    out = Path(args.out)
+    rng = np.random.default_rng(args.seed)
+    K, N = 576, 64             # a 3x3x64 -> 64 convolution unrolled
+    # Synthetic, trained-like: Laplace(0, 1) weights, not real trained weights.
+    w = rng.laplace(0.0, 1.0, size=(K, N))
+    q, _ = quantize(w, cfg)
+    X = rng.integers(0, cfg.max_input + 1, size=(8, K))
+    print(f"demo: synthetic Laplace(0,1) layer {K}x{N} (seed {args.seed}), preset {cfg.name}, "
+          f"pattern {cfg.pattern}")
+    ok = True
+    for squeeze in ("row", "segment"):
+        prog = compile_matrix(q, cfg, squeeze=squeeze, meta={"source": "synthetic demo"})
+        save(prog, out / f"demo_{squeeze}.smeprog")
+        Y, clipped = run(prog, X)
+        exact = np.array_equal(Y, X @ q)
+        ok &= exact or clipped > 0
+        s = prog.stats
+        print(f"  {squeeze:>7} squeeze: {s['crossbars']:4d} crossbars (floor "
+              f"{s['floor_crossbars']}), {s['cycles']:5d} cycles/vector, "
+              f"{clipped} clipped samples, matches x @ W: {exact}")
+    save_npy(str(out / "demo_inputs.npy"), X)
+    save_npy(str(out / "demo_weights_q.npy"), q)
+    from golden.baselines import baseline_stats
+    b = baseline_stats(q, None, cfg)
+    print(f"  baseline ISAAC dense: {b['isaac']['crossbars']} crossbars, "
+          f"{b['isaac']['cycles']} cycles/vector; SRE: {b['sre']['cycles']} cycles/vector")
+    print(f"  programs and inputs in {out}/ (try: sme stats {out}/demo_row.smeprog)")
+    return 0 if ok else 1
+
+
+# ---- entry point ------------------------------------------------------------------------------
+
+def build_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="sme", description=__doc__.splitlines()[0])
+    sub = ap.add_subparsers(dest="command", required=True)
+
+    def add_cfg(p):
+        p.add_argument("--preset", default="default", choices=sorted(PRESETS))
+        p.add_argument("--pattern", choices=["window", "max_ones", "uniform"])
+        p.add_argument("--adc-bits", type=int, help="override the preset's ADC resolution")
+
+    p = sub.add_parser("compile", help="quantize and compile a K x N weight matrix")
+    p.add_argument("weights", help="K x N .npy matrix (floats, or integers with --integer)")
+    p.add_argument("-o", "--output", required=True, help="program file to write")
+    add_cfg(p)
+    p.add_argument("--integer", action="store_true",
+                   help="weights are already quantized integers on the pattern")
+    p.add_argument("--per-channel", action="store_true", help="one scale per output column")
+    p.add_argument("--squeeze", choices=["row", "segment"], default="row")
+    p.add_argument("--no-reorder", action="store_true", help="keep rows in input order")
+    p.add_argument("--no-balance", action="store_true",
+                   help="fill crossbars in order instead of balancing (segment squeeze)")
+    p.set_defaults(func=cmd_compile)
+
+    p = sub.add_parser("run", help="run input vectors through a program (golden VMM)")
+    p.add_argument("program")
+    p.add_argument("--inputs", required=True, help="M x K .npy of unsigned integers")
+    p.add_argument("-o", "--output", required=True, help="M x N int64 .npy to write")
+    p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("stats", help="crossbars, cycles and index bits vs baselines and floor")
+    p.add_argument("program")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_stats)
+
+    p = sub.add_parser("demo", help="compile, run and check a built-in example layer")
+    add_cfg(p)
+    p.add_argument("--out", default="build/demo")
+    p.add_argument("--seed", type=int, default=1)
+    p.set_defaults(func=cmd_demo)
+
+    for name in PLUGINS:
+        try:
+            mod = importlib.import_module(name)
+        except ModuleNotFoundError as e:
+            if e.name not in (name, name.rsplit(".", 1)[0]):
+                raise
+            continue
+        if hasattr(mod, "register"):
+            mod.register(sub)
+    return ap
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = build_parser()
+    args = ap.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except (UserError, ConfigError, ProgramError, ValueError) as e:
+        print(f"sme {args.command}: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,147 @@
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from golden.compiler import compile_blocks, compile_matrix, squeeze_rows
+from golden.config import preset
+from golden.program import Program
+from golden.slicing import LayerError
+from golden.quantize import PatternError
+from golden.vmm import run
+
+from .strategies import configs, inputs, layers, random_q
+
+
+def dense(blocks, shape):
+    q = np.zeros(shape, dtype=np.int64)
+    for r0, c0, b in blocks:
+        q[r0:r0 + b.shape[0], c0:c0 + b.shape[1]] = b
+    return q
+
+
+@settings(max_examples=260, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data())
+def test_sliced_vmm_is_exact(data):
+    """Property: every config x layer x schedule option computes exactly x @ Q (lossless ADC)."""
+    cfg = data.draw(configs())
+    blocks, shape = data.draw(layers(cfg))
+    squeeze = data.draw(st.sampled_from(["row", "segment"]))
+    reorder, balance = data.draw(st.booleans()), data.draw(st.booleans())
+    prog = compile_blocks(blocks, shape, cfg, squeeze=squeeze, reorder=reorder, balance=balance)
+    rng = np.random.default_rng(data.draw(st.integers(0, 2**32 - 1)))
+    X = inputs(rng, cfg, 4, shape[0])
+    Y, clipped = run(prog, X)
+    assert clipped == 0
+    np.testing.assert_array_equal(Y, X @ dense(blocks, shape))
+    # structural facts of any schedule
+    assert prog.stats["crossbars"] >= prog.stats["floor_crossbars"]
+    assert prog.stats["activations"] >= prog.stats["floor_activations"]
+    assert prog.stats["cycles"] >= prog.stats["floor_cycles"]
+
+
+@settings(max_examples=60, deadline=None)
+@given(data=st.data())
+def test_clipping_is_counted(data):
+    """With a lossy ADC the result may differ from x @ Q, and then clipping was counted."""
+    cfg = data.draw(configs(lossless=False))
+    blocks, shape = data.draw(layers(cfg))
+    prog = compile_blocks(blocks, shape, cfg, squeeze=data.draw(st.sampled_from(["row",
+                                                                                "segment"])))
+    rng = np.random.default_rng(data.draw(st.integers(0, 2**32 - 1)))
+    X = inputs(rng, cfg, 3, shape[0])
+    Y, clipped = run(prog, X)
+    if clipped == 0:
+        np.testing.assert_array_equal(Y, X @ dense(blocks, shape))
+    else:
+        # clipping only loses magnitude: |Y| never grows past the exact result's terms
+        assert cfg.adc_max < cfg.ou_rows * cfg.cell_max
+
+
+def test_lossy_adc_clips_and_reports():
+    cfg = preset("default").replace(adc_bits=2)
+    q = np.full((9, 8), 224)
+    prog = compile_matrix(q, cfg)
+    Y, clipped = run(prog, np.full((1, 9), 255))
+    assert clipped > 0 and np.all(Y < (np.full((1, 9), 255) @ q))
+
+
+def test_worked_example_row_squeeze():
+    """SPEC 3.4 worked example: B = 8, one group with two columns."""
+    cfg = preset("default")
+    q = np.array([[24, 12], [80, 32], [7, 0], [224, 128]])
+    shift, stored = squeeze_rows(q, cfg)
+    assert shift.tolist() == [2, 4, 0, 5]
+    assert stored.tolist() == [[6, 3], [5, 2], [7, 0], [7, 4]]
+    prog = compile_matrix(q, cfg, squeeze="row", reorder=False)
+    assert prog.n_xbars == 3                         # 3 planes instead of 8, one sign set
+    assert sorted(set(prog.acts["plane"].tolist())) == [0, 1, 2]
+    x = np.array([[1, 2, 3, 4]])
+    assert np.array_equal(run(prog, x)[0], x @ q)
+
+
+def test_all_zero_rows_never_activated():
+    cfg = preset("tiny")
+    q = np.zeros((12, 8), dtype=np.int64)
+    q[5, 3] = 6
+    for squeeze in ("row", "segment"):
+        prog = compile_matrix(q, cfg, squeeze=squeeze)
+        active = set(prog.inputs[prog.inputs >= 0].tolist())
+        assert active == {5}
+
+
+def test_reorder_groups_rows_by_shift():
+    """Rows with shifts alternating 0,1,0,1 in one window: without reordering every window
+    needs an activation per shift; reordering puts equal shifts together."""
+    cfg = preset("default").replace(weight_bits=4, window=2, xbar_rows=8, xbar_cols=8,
+                                    ou_rows=2, ou_cols=8)
+    q = np.array([[1], [2], [1], [2], [1], [2], [1], [2]])
+    naive = compile_matrix(q, cfg, reorder=False)
+    grouped = compile_matrix(q, cfg, reorder=True)
+    assert naive.n_act == 8 and grouped.n_act == 4
+
+
+def test_segment_balance_spreads_blocks():
+    cfg = preset("tiny")
+    rng = np.random.default_rng(1)
+    q = random_q(rng, (64, 8), cfg, 1.0)
+    q[:, :4] = 0
+    q[:, 4:] = np.where(q[:, 4:] == 0, 1, q[:, 4:])
+    bal = compile_matrix(q, cfg, squeeze="segment", balance=True)
+    fill = compile_matrix(q, cfg, squeeze="segment", balance=False)
+    assert bal.n_xbars == fill.n_xbars
+    assert bal.n_steps <= fill.n_steps
+    counts = np.bincount(bal.acts["xbar"])
+    assert counts.max() - counts.min() <= 1
+
+
+def test_row_squeeze_drops_empty_high_planes():
+    cfg = preset("default")
+    q = np.full((128, 128), 3)            # bits 0..1 only
+    prog = compile_matrix(q, cfg)
+    assert prog.n_xbars == 2 and prog.stats["floor_crossbars"] == 2
+
+
+def test_bad_layers_rejected():
+    cfg = preset("default")
+    with pytest.raises(PatternError):
+        compile_matrix(np.array([[9]]), cfg)
+    with pytest.raises(LayerError, match="2-D"):
+        compile_matrix(np.zeros(3, dtype=int), cfg)
+    with pytest.raises(LayerError, match="outside"):
+        compile_blocks([(0, 0, np.ones((3, 3), dtype=int))], (2, 3), cfg)
+    with pytest.raises(LayerError, match="squeeze"):
+        compile_matrix(np.ones((2, 2), dtype=int), cfg, squeeze="column")
+
+
+def test_wrong_splice_shift_is_detected():
+    """The exactness check has teeth: a program whose shift field is off by one fails."""
+    cfg = preset("tiny")
+    rng = np.random.default_rng(2)
+    q = random_q(rng, (20, 8), cfg, 1.0)
+    prog = compile_matrix(q, cfg)
+    X = rng.integers(1, cfg.max_input + 1, size=(2, 20))
+    assert np.array_equal(run(prog, X)[0], X @ q)
+    acts = dict(prog.acts, shift=prog.acts["shift"] + (prog.acts["shift"] < cfg.max_shift))
+    bad = Program(**{**prog.__dict__, "acts": acts})
+    assert not np.array_equal(run(bad, X)[0], X @ q)
