@@ -169,7 +169,7 @@ def desc_items(program: Program, cfg: SMEConfig) -> np.ndarray:
     idx = np.where(en, program.inputs, 0)
     iw = cfg.input_index_bits
     rows = np.concatenate([_field_bits(en, 1), _field_bits(idx, iw)], axis=2)
-    cols.append(rows.reshape(program.n_act, -1))
+    cols.append(rows.reshape(program.n_act, cfg.ou_rows * (1 + iw)))
     act_bits = np.concatenate(cols, axis=1)
     allbits = np.zeros((n_steps * lanes, desc_bits(cfg)), dtype=np.uint8)
     allbits[slot] = act_bits

@@ -71,8 +71,8 @@ def random_program(cfg: SMEConfig, rng, *, n_xbars=None, n_steps=None, k=None, n
     cells = rng.integers(0, cfg.cell_max + 1, size=(n_xbars, cfg.windows, cfg.colgroups,
                                                     cfg.ou_rows, cfg.ou_cols), dtype=np.uint8)
     slots = [(s, x) for s in range(n_steps) for x in range(n_xbars) if rng.random() < density]
-    if n_steps and not slots:
-        slots = [(n_steps - 1, 0)]
+    if n_steps and not any(s == n_steps - 1 for s, _ in slots):
+        slots.append((n_steps - 1, int(rng.integers(0, n_xbars))))     # exactly n_steps steps
     m = len(slots)
     acts = {f: np.zeros(m, dtype=dt) for f, dt in ACT_FIELDS.items()}
     acts["step"][:] = [s for s, _ in slots]
@@ -145,3 +145,24 @@ class TileHarness:
             else:
                 runs.append([c, c, 1])
         return runs
+
+
+def item_value(words) -> int:
+    """An image item (LS word first) as one integer."""
+    return sum(int(w) << (32 * i) for i, w in enumerate(words))
+
+
+async def write_mem(ctx, wr, items):
+    """Write ``{(lane, addr): value}`` through a ``MemWriteSignature`` port, one per cycle."""
+    for (lane, addr), value in items.items():
+        ctx.set(wr.lane, lane)
+        ctx.set(wr.addr, addr)
+        ctx.set(wr.data.as_value(), value)
+        ctx.set(wr.en, 1)
+        await ctx.tick()
+    ctx.set(wr.en, 0)
+
+
+def seeded(seed, what):
+    """Failure message prefix naming the seed, so that a failing case can be replayed."""
+    return f"[seed {seed}] {what}"
