@@ -5,32 +5,33 @@ PRESET  ?= default
 BOARD   ?= icebreaker
 VENV_OK := .venv/.installed
 
-.PHONY: demo test test-fast verilog sim soak report fpga bench clean setup
+.PHONY: demo test test-fast verilog sim soak report fpga bench clean setup tools
 
-setup: $(VENV_OK)
+setup: $(VENV_OK) tools
+tools:                    ## system tools pip cannot provide (Icarus Verilog), via apt-get
+	bash .ci/install-tools
 $(VENV_OK): pyproject.toml
 	python3 -m venv .venv
 	.venv/bin/pip install -q --upgrade pip
 	.venv/bin/pip install -q -e '.[dev]'
-	@command -v iverilog >/dev/null || echo "note: iverilog not found; run .ci/install-tools (or apt-get install iverilog) for the cocotb benches"
 	touch $@
 
 demo: $(VENV_OK)          ## compile, run and check the built-in example layer
 	$(PY) -m sme.cli demo --out build/demo
 
-test: $(VENV_OK)          ## the whole test suite (golden, RTL, cocotb on Icarus, FPGA build)
+test: $(VENV_OK) tools    ## the whole test suite (golden, RTL, cocotb on Icarus, FPGA build)
 	$(PY) -m pytest -n 2 -q
 
-test-fast: $(VENV_OK)
+test-fast: $(VENV_OK) tools
 	$(PY) -m pytest -n 2 -q -m "not slow"
 
 verilog: $(VENV_OK)       ## Verilog + JSON sidecar for every preset into build/verilog/
 	$(PY) -m sme.cli verilog --all-presets -o build/verilog
 
-sim: $(VENV_OK)           ## full cocotb matrix: presets x backpressure x seeds
+sim: $(VENV_OK) tools           ## full cocotb matrix: presets x backpressure x seeds
 	$(PY) -m sme.cli sim --matrix
 
-soak: $(VENV_OK)          ## >= 1e6 cycles of the tile with random stalls
+soak: $(VENV_OK) tools          ## >= 1e6 cycles of the tile with random stalls
 	$(PY) -m sme.cli sim --soak
 
 report: $(VENV_OK)        ## ResNet-50 and MobileNet-v2 reports into build/report/

@@ -1,0 +1,101 @@
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from golden.quantize import project_levels
+from golden.config import preset
+from sme.cli import main
+
+
+def sme(*args):
+    return main([str(a) for a in args])
+
+
+@pytest.fixture
+def layer(tmp_path):
+    rng = np.random.default_rng(0)
+    w = rng.laplace(size=(40, 12))
+    np.save(tmp_path / "w.npy", w)
+    x = rng.integers(0, 256, size=(5, 40))
+    np.save(tmp_path / "x.npy", x)
+    return tmp_path, w, x
+
+
+@pytest.mark.parametrize("squeeze", ["row", "segment"])
+def test_compile_run_stats(layer, squeeze, capsys):
+    d, w, x = layer
+    assert sme("compile", d / "w.npy", "-o", d / "p.smeprog", "--squeeze", squeeze) == 0
+    assert sme("run", d / "p.smeprog", "--inputs", d / "x.npy", "-o", d / "y.npy") == 0
+    from golden.program import load
+    q = load(d / "p.smeprog").dense_q()
+    assert np.array_equal(np.load(d / "y.npy"), x @ q)
+    capsys.readouterr()
+    assert sme("stats", d / "p.smeprog", "--json") == 0
+    rep = json.loads(capsys.readouterr().out)
+    assert set(rep["baselines"]) == {"isaac", "sre", "planes"}
+    assert rep["last_run"]["clipped"] == 0 and rep["last_run"]["vectors"] == 5
+    assert sme("stats", d / "p.smeprog") == 0
+    assert "baseline isaac" in capsys.readouterr().out
+
+
+def test_integer_mode_rejects_off_pattern(layer, capsys):
+    d, _, _ = layer
+    np.save(d / "q.npy", np.array([[9, 8]]))
+    assert sme("compile", d / "q.npy", "-o", d / "p.smeprog", "--integer") == 2
+    assert "violates the 'window' pattern" in capsys.readouterr().err
+    assert not (d / "p.smeprog").exists()
+    np.save(d / "q.npy", project_levels(np.array([[9.0, -100.0]]), preset("default")))
+    assert sme("compile", d / "q.npy", "-o", d / "p.smeprog", "--integer") == 0
+
+
+@pytest.mark.parametrize("content, msg", [
+    (b"garbage", "not a valid .npy"),
+    (None, "does not exist"),
+])
+def test_bad_weight_files(tmp_path, content, msg, capsys):
+    if content is not None:
+        (tmp_path / "w.npy").write_bytes(content)
+    assert sme("compile", tmp_path / "w.npy", "-o", tmp_path / "p") == 2
+    assert msg in capsys.readouterr().err
+    assert not (tmp_path / "p").exists()
+
+
+def test_bad_shapes_and_values(tmp_path, capsys):
+    np.save(tmp_path / "w.npy", np.ones(5))
+    assert sme("compile", tmp_path / "w.npy", "-o", tmp_path / "p") == 2
+    np.save(tmp_path / "w.npy", np.array([[np.nan, 1.0]]))
+    assert sme("compile", tmp_path / "w.npy", "-o", tmp_path / "p") == 2
+    err = capsys.readouterr().err
+    assert "2-D" in err and "NaN" in err
+
+
+def test_run_rejects_bad_inputs_and_keeps_old_output(layer, capsys):
+    d, _, x = layer
+    sme("compile", d / "w.npy", "-o", d / "p.smeprog")
+    np.save(d / "y.npy", np.arange(3))
+    np.save(d / "bad.npy", x + 300)
+    assert sme("run", d / "p.smeprog", "--inputs", d / "bad.npy", "-o", d / "y.npy") == 2
+    assert "[0, 255]" in capsys.readouterr().err
+    assert np.array_equal(np.load(d / "y.npy"), np.arange(3))
+    np.save(d / "bad.npy", x[:, :30])
+    assert sme("run", d / "p.smeprog", "--inputs", d / "bad.npy", "-o", d / "y.npy") == 2
+
+
+def test_corrupt_program_clear_error(layer, capsys):
+    d, _, _ = layer
+    sme("compile", d / "w.npy", "-o", d / "p.smeprog")
+    data = bytearray((d / "p.smeprog").read_bytes())
+    data[100] ^= 0xFF
+    (d / "p.smeprog").write_bytes(bytes(data))
+    assert sme("stats", d / "p.smeprog") == 2
+    assert "checksum mismatch" in capsys.readouterr().err
+
+
+def test_console_script_entry_point(tmp_path):
+    r = subprocess.run([sys.executable, "-m", "sme.cli", "demo", "--preset", "tiny",
+                        "--out", str(tmp_path)], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert "matches x @ W: True" in r.stdout
