@@ -1,0 +1,473 @@
+"""``sme report``: a whole network compiled layer by layer, against the baselines and the floors.
+
+For every weight layer the float weights are quantized onto the config's bit pattern, split into
+the blocks of the layer matrix (:func:`golden.networks.layer_blocks`, block-diagonal for
+grouped/depthwise layers) and
+
+* compiled twice with :func:`golden.compiler.compile_blocks` (``squeeze="row"``, the paper's row
+  squeeze, and ``squeeze="segment"``, ours), reorder and balance on;
+* costed with :func:`golden.baselines.baseline_stats` (``isaac`` dense, ``sre``, ``planes`` = bit
+  planes without squeeze), on the same integers.
+
+**Quantization.**  ``scale="channel"`` (default): one scale per output channel, chosen by
+:func:`golden.quantize.choose_scale` (MSE search) on a seeded random subset of each channel's
+weights: max(64, min(1,024, 65,536 / Cout)) of them (the same input positions for every channel),
+then every weight projected exactly onto the allowed levels
+(:func:`golden.quantize.project_levels`).  ``scale="layer"``: one scale for the layer, chosen on
+at most 65,536 weights.  The subsample only picks the scale; it bounds the time on big layers.
+
+**Columns** (per layer, and summed for the network): crossbars for SME row squeeze, SME segment
+squeeze, planes, ISAAC, SRE and the floor (ceil(non-zero cells / crossbar cells), compiler
+stats); index bits (row, segment, SRE); cycles per input vector (every scheme; the crossbars of a
+layer run in parallel, so it is the busiest crossbar's count); **work** = OU activations per image
+= activations per input vector x output pixels (H x W; 1 for fc), with the floor
+``floor_activations`` (ceil(non-zero ou_cols-wide segments / ou_rows) per input bit); the
+compiler's per-program placement floors ``floor_cycles``; and **clipped samples**: the ADC samples
+per input vector that clip in the worst case (every input bit 1), counted from the programs'
+cells and schedules.  With the lossless ADC (``adc_bits`` null) it is 0 by construction.
+
+**Latency per image at the ISAAC budget** (:func:`replicate`).  Every scheme gets the crossbar
+budget of the ISAAC-style dense mapping of the whole network (both sign sets).  A layer l
+with x_l crossbars, c_l cycles per input vector and P_l input vectors per image takes
+t_l = c_l * ceil(P_l / r_l) cycles with r_l replicas (replicas split the image's vectors).
+Start with r_l = 1 and spare = budget - sum x_l; repeatedly take the slowest layer (largest t_l,
+ties to the earlier layer); if another replica fits in the spare crossbars (x_l <= spare) and
+r_l < P_l, add it; if it does not fit, that layer is final and the next slowest is tried.  Stop
+when no layer can take a replica.  ISAAC itself and SRE (same crossbars) get no replicas.  The
+report gives **latency** = sum_l t_l (one image through the layers in sequence) and the
+pipeline **period** = max_l t_l (ISAAC-style layer pipelining, one image per period), and the
+**speedup** = ISAAC's latency / the scheme's.  The floor scheme uses the floor crossbars and
+c_l = input_bits * ceil(floor activations per input bit / floor crossbars) (perfect balance).
+A scheme over budget gets no replicas and is flagged.
+
+Outputs (all written atomically): ``layers.csv``, ``report.json`` (header, per-layer rows,
+totals, ratios, replication), ``summary.txt`` (the terminal table), ``crossbars.png``,
+``bit_density.png``, ``cycles.png``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import heapq
+import io
+import json
+import math
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from .config import ConfigError, SMEConfig, preset
+from .importers import ImportError_, describe_source, load as load_model
+from .networks import NETWORKS, Layer, Network, layer_blocks, network as builtin_network
+from .program import Program, atomic_write_bytes
+from .quantize import choose_scale, project_levels
+from .synthetic import DISTRIBUTIONS, synthetic_layer, synthetic_source
+
+__all__ = ["SCHEMES", "PAPER", "quantize_layer", "worst_case_clipped", "layer_row", "replicate",
+           "build_report", "format_summary", "write_report", "register", "main"]
+
+#: Schemes in column order; ``floor`` is the physical lower bound.
+SCHEMES = ("row", "segment", "planes", "isaac", "sre", "floor")
+LABELS = {"row": "SME row squeeze", "segment": "SME segment squeeze",
+          "planes": "bit planes, no squeeze", "isaac": "ISAAC-style dense",
+          "sre": "SRE-style", "floor": "floor"}
+#: The paper's headline figures (SPEC section 5).
+PAPER = {"resnet50": 8.7, "mobilenet_v2": 2.1, "speedup": 3.1}
+
+
+# ---- per layer ------------------------------------------------------------------------------
+
+def quantize_layer(layer: Layer, w: np.ndarray, cfg: SMEConfig, rng: np.random.Generator,
+                   scale: str = "channel") -> np.ndarray:
+    """Integer weights (PyTorch layout, int64) on ``cfg``'s pattern (see the module docstring)."""
+    flat = np.asarray(w, dtype=np.float64).reshape(layer.cout, -1)
+    if scale == "channel":
+        sub, per = flat, min(1024, max(64, 65536 // layer.cout))
+        if flat.shape[1] > per:
+            sub = flat[:, rng.choice(flat.shape[1], per, replace=False)]
+        alpha = choose_scale(sub, cfg, axis=0)
+    elif scale == "layer":
+        sub = flat.ravel()
+        if sub.size > 65536:
+            sub = sub[rng.choice(sub.size, 65536, replace=False)]
+        alpha = choose_scale(sub, cfg)
+    else:
+        raise ValueError(f"scale must be 'channel' or 'layer', not {scale!r}")
+    return project_levels(flat / alpha, cfg).reshape(layer.weight_shape)
+
+
+def worst_case_clipped(p: Program, chunk: int = 1 << 18) -> int:
+    """ADC samples per input vector that clip when every input bit is 1 (an upper bound for
+    any input); 0 without computing when the ADC is lossless."""
+    cfg = p.cfg
+    if cfg.effective_adc_bits >= cfg.lossless_adc_bits or p.n_act == 0:
+        return 0
+    a, n = p.acts, 0
+    for i in range(0, p.n_act, chunk):
+        s = slice(i, i + chunk)
+        cells = p.cells[a["xbar"][s], a["window"][s], a["colgroup"][s]].astype(np.int32)
+        sums = (cells * (p.inputs[s] >= 0)[:, :, None]).sum(axis=1)
+        n += int(np.count_nonzero(sums > cfg.adc_max))
+    return n * cfg.input_bits
+
+
+def _plane_ones(q: np.ndarray, cfg: SMEConfig) -> list[int]:
+    mag = np.abs(q)
+    return [int(np.count_nonzero((mag >> b) & 1)) for b in range(cfg.weight_bits)]
+
+
+def layer_row(layer: Layer, q: np.ndarray, cfg: SMEConfig) -> dict:
+    """Compile one quantized layer both ways, cost the baselines; one report row."""
+    from .baselines import baseline_stats
+    from .compiler import compile_blocks
+
+    t0 = time.perf_counter()
+    blocks = layer_blocks(layer, q)
+    shape = layer.shape
+    A, P = cfg.input_bits, max(1, layer.pixels)
+    row = {"layer": layer.name, "kind": layer.kind, "K": shape[0], "N": shape[1],
+           "groups": layer.groups, "pixels": layer.pixels, "weights": layer.weights,
+           "macs": layer.macs, "nonzero_weights": int(np.count_nonzero(q))}
+    st, clip = {}, {}
+    for mode in ("row", "segment"):
+        t1 = time.perf_counter()
+        prog = compile_blocks(blocks, shape, cfg, squeeze=mode)
+        st[mode] = prog.stats
+        clip[mode] = worst_case_clipped(prog)
+        del prog
+        row[f"seconds_{mode}"] = round(time.perf_counter() - t1, 3)
+    t1 = time.perf_counter()
+    base = baseline_stats(blocks, shape, cfg)
+    row["seconds_baselines"] = round(time.perf_counter() - t1, 3)
+    st.update(base)
+    floor_xb = st["row"]["floor_crossbars"]
+    floor_act = st["row"]["floor_activations"]            # per vector, A x per input bit
+    st["floor"] = {"crossbars": floor_xb, "activations": floor_act,
+                   "cycles": (A * -(-(floor_act // A) // floor_xb)) if floor_xb else 0,
+                   "index_bits": 0}
+    for s in SCHEMES:
+        row[f"xbars_{s}"] = int(st[s]["crossbars"])
+    for s in ("row", "segment", "sre"):
+        row[f"index_bits_{s}"] = int(st[s]["index_bits"])
+    for s in SCHEMES:
+        row[f"cycles_{s}"] = int(st[s]["cycles"])
+    for s in SCHEMES:
+        row[f"work_{s}"] = int(st[s]["activations"]) * P
+    row["floor_cycles_row"] = int(st["row"]["floor_cycles"])
+    row["floor_cycles_segment"] = int(st["segment"]["floor_cycles"])
+    row["clipped_row"] = clip["row"]
+    row["clipped_segment"] = clip["segment"]
+    row["plane_ones"] = _plane_ones(q, cfg)
+    row["seconds"] = round(time.perf_counter() - t0, 3)
+    return row
+
+
+# ---- whole network --------------------------------------------------------------------------
+
+def replicate(xbars, cycles, pixels, budget: int) -> dict:
+    """Spend ``budget - sum(xbars)`` spare crossbars on replicas of the slowest layers (module
+    docstring).  Returns replicas, per-layer times, latency, period and whether over budget."""
+    xbars = [int(x) for x in xbars]
+    pixels = [max(1, int(p)) for p in pixels]
+    reps = [1] * len(xbars)
+    spare = budget - sum(xbars)
+    time_of = lambda i: int(cycles[i]) * -(-pixels[i] // reps[i])  # noqa: E731
+    if spare > 0:
+        heap = [(-time_of(i), i) for i in range(len(xbars)) if cycles[i] > 0]
+        heapq.heapify(heap)
+        while heap:
+            _, i = heapq.heappop(heap)
+            if reps[i] >= pixels[i] or xbars[i] > spare:
+                continue                       # final: later spare is only smaller
+            reps[i] += 1
+            spare -= xbars[i]
+            heapq.heappush(heap, (-time_of(i), i))
+    times = [time_of(i) for i in range(len(xbars))]
+    return {"replicas": reps, "times": times, "latency": int(sum(times)),
+            "period": int(max(times, default=0)), "over_budget": spare < 0,
+            "crossbars_used": budget - spare if spare >= 0 else sum(xbars)}
+
+
+class _Progress:
+    def __init__(self, total: int, stream=None, width: int = 30):
+        self.total, self.stream, self.width = total, stream, width
+        self.t0 = time.perf_counter()
+        self.tty = bool(stream is not None and getattr(stream, "isatty", lambda: False)())
+
+    def __call__(self, done: int, label: str):
+        if self.stream is None:
+            return
+        fill = int(self.width * done / max(1, self.total))
+        line = (f"[{'#' * fill}{'.' * (self.width - fill)}] {done}/{self.total} "
+                f"{time.perf_counter() - self.t0:6.1f}s {label}")
+        if self.tty:
+            self.stream.write("\r" + line[:110].ljust(110) + ("\n" if done == self.total else ""))
+        else:
+            self.stream.write(line + "\n")
+        self.stream.flush()
+
+
+def build_report(net: Network, weights: dict[str, np.ndarray] | None, source: dict,
+                 cfg: SMEConfig, *, seed: int = 0, scale: str = "channel",
+                 synthetic: dict | None = None, progress=None, command: str = "") -> dict:
+    """Compile every layer and assemble the report dict.  ``weights=None``: synthetic weights
+    drawn layer by layer with ``synthetic`` parameters (kept out of memory between layers)."""
+    syn = {"distribution": "laplace", "prune": 0.0, **(synthetic or {})}
+    bar = _Progress(len(net.layers), progress)
+    rows = []
+    for i, layer in enumerate(net.layers):
+        bar(i, layer.name)
+        if weights is None:
+            w = synthetic_layer(layer, np.random.default_rng([seed, i]), syn["distribution"],
+                                syn["prune"])
+        else:
+            w = weights[layer.name]
+        q = quantize_layer(layer, w, cfg, np.random.default_rng([seed, i, 1]), scale)
+        rows.append(layer_row(layer, q, cfg))
+    bar(len(net.layers), "done")
+
+    totals = {k: int(sum(r[k] for r in rows)) for k in rows[0] if k.startswith(
+        ("xbars_", "index_bits_", "work_", "weights", "macs", "nonzero_weights",
+         "clipped_"))} if rows else {}
+    totals["plane_ones"] = [int(sum(r["plane_ones"][b] for r in rows))
+                            for b in range(cfg.weight_bits)]
+    budget = totals.get("xbars_isaac", 0)
+    lat = {}
+    for s in SCHEMES:       # ISAAC and SRE use the whole budget: no spare, no replicas
+        lat[s] = replicate([r[f"xbars_{s}"] for r in rows], [r[f"cycles_{s}"] for r in rows],
+                           [r["pixels"] for r in rows], budget)
+    base = lat["isaac"]["latency"]
+    ratios = {
+        "crossbars_vs_isaac": {s: _ratio(budget, totals[f"xbars_{s}"]) for s in SCHEMES},
+        "crossbars_vs_planes": {s: _ratio(totals["xbars_planes"], totals[f"xbars_{s}"])
+                                for s in SCHEMES},
+        "work_vs_isaac": {s: _ratio(totals["work_isaac"], totals[f"work_{s}"]) for s in SCHEMES},
+        "speedup_vs_isaac": {s: _ratio(base, lat[s]["latency"]) for s in SCHEMES},
+        "throughput_vs_isaac": {s: _ratio(lat["isaac"]["period"], lat[s]["period"])
+                                for s in SCHEMES},
+    }
+    header = {"network": net.name, "layers": len(net.layers), "weights": net.weights,
+              "macs": net.macs, "weight_source": source,
+              "weight_source_text": describe_source(source), "config": cfg.to_dict(),
+              "quantization": f"{cfg.pattern} pattern, scale per "
+                              f"{'output channel' if scale == 'channel' else 'layer'} (MSE)",
+              "seed": seed, "command": command, "budget_crossbars": budget,
+              "paper": PAPER}
+    return {"header": header, "layers": rows, "totals": totals, "latency": lat,
+            "ratios": ratios, "seconds": round(sum(r["seconds"] for r in rows), 2)}
+
+
+def _ratio(a, b):
+    return round(a / b, 3) if b else None
+
+
+# ---- output ---------------------------------------------------------------------------------
+
+CSV_SKIP = ("plane_ones",)
+
+
+def _csv(rep: dict) -> bytes:
+    rows = rep["layers"]
+    buf = io.StringIO()
+    keys = [k for k in rows[0] if k not in CSV_SKIP] + [f"ones_plane{b}" for b in range(
+        len(rows[0]["plane_ones"]))] + [f"replicas_{s}" for s in SCHEMES]
+    wr = csv.writer(buf, lineterminator="\n")
+    wr.writerow(keys)
+    for i, r in enumerate(rows):
+        wr.writerow([r[k] for k in keys if k in r] + r["plane_ones"]
+                    + [rep["latency"][s]["replicas"][i] for s in SCHEMES])
+    return buf.getvalue().encode()
+
+
+def _fmt(x) -> str:
+    return "-" if x is None else f"{x:.2f}x"
+
+
+def format_summary(rep: dict) -> str:
+    h, t, lat, rat = rep["header"], rep["totals"], rep["latency"], rep["ratios"]
+    cfg = h["config"]
+    lines = [
+        f"SME report: {h['network']} - {h['layers']} layers, {h['weights']:,} weights, "
+        f"{h['macs'] / 1e6:,.1f} M MACs",
+        f"Weights: {h['weight_source_text']}",
+        f"Config: {cfg['name']}: {cfg['weight_bits']}-bit magnitudes in {cfg['cell_bits']}-bit "
+        f"cells, {cfg['xbar_rows']}x{cfg['xbar_cols']} crossbars, OU {cfg['ou_rows']}x"
+        f"{cfg['ou_cols']}, {cfg['input_bits']}-bit inputs; {h['quantization']}",
+        f"Latency at the ISAAC-style dense budget of {h['budget_crossbars']:,} crossbars "
+        "(both sign sets; spare crossbars replicate the slowest layers)", "",
+        f"{'scheme':<24} {'crossbars':>10} {'vs ISAAC':>9} {'index bits':>12} "
+        f"{'OU act./image':>15} {'latency cyc':>13} {'speedup':>8} {'clipped':>8}",
+    ]
+    for s in SCHEMES:
+        idx = t.get(f"index_bits_{s}")
+        clip = t.get(f"clipped_{s}")
+        over = " (over budget)" if lat[s]["over_budget"] else ""
+        lines.append(
+            f"{LABELS[s]:<24} {t[f'xbars_{s}']:>10,} {_fmt(rat['crossbars_vs_isaac'][s]):>9} "
+            f"{'-' if idx is None else f'{idx:,}':>12} {t[f'work_{s}']:>15,} "
+            f"{lat[s]['latency']:>13,} {_fmt(rat['speedup_vs_isaac'][s]):>8} "
+            f"{'-' if clip is None else f'{clip:,}':>8}{over}")
+    key = h["network"] if h["network"] in PAPER else None
+    paper = (f"paper: {PAPER[key]}x on {key}" if key else
+             "paper: 8.7x on ResNet-50, 2.1x on MobileNet-v2")
+    lines += ["",
+              f"Crossbar reduction vs ISAAC-style dense: row squeeze "
+              f"{_fmt(rat['crossbars_vs_isaac']['row'])}, segment squeeze "
+              f"{_fmt(rat['crossbars_vs_isaac']['segment'])}, floor "
+              f"{_fmt(rat['crossbars_vs_isaac']['floor'])} ({paper})",
+              f"Crossbar reduction vs bit planes without squeeze: row squeeze "
+              f"{_fmt(rat['crossbars_vs_planes']['row'])}, segment squeeze "
+              f"{_fmt(rat['crossbars_vs_planes']['segment'])}",
+              f"Speedup vs ISAAC-style dense at its crossbar budget: row squeeze "
+              f"{_fmt(rat['speedup_vs_isaac']['row'])}, segment squeeze "
+              f"{_fmt(rat['speedup_vs_isaac']['segment'])}, SRE "
+              f"{_fmt(rat['speedup_vs_isaac']['sre'])}, floor "
+              f"{_fmt(rat['speedup_vs_isaac']['floor'])} (paper: {PAPER['speedup']}x average)",
+              f"Clipped samples: worst case per input vector (every input bit 1), summed over "
+              f"layers; ADC {cfg['adc_bits'] or 'lossless'}",
+              f"Compile time: {rep['seconds']} s"]
+    if h["weight_source"].get("kind") == "synthetic":
+        lines.append("NOTE: synthetic weights - these figures are not measurements on trained "
+                     "weights.")
+    return "\n".join(lines)
+
+
+def _plots(rep: dict) -> dict[str, bytes]:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows, h = rep["layers"], rep["header"]
+    x = np.arange(len(rows))
+    title = f"{h['network']} ({h['weight_source'].get('kind', '?')} weights)"
+    out = {}
+
+    def save(fig, name):
+        buf = io.BytesIO()
+        fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
+        plt.close(fig)
+        out[name] = buf.getvalue()
+
+    fig, ax = plt.subplots(figsize=(max(8, len(rows) * 0.22), 4.5))
+    for s in SCHEMES:
+        ax.plot(x, [max(r[f"xbars_{s}"], 0.8) for r in rows], marker=".", label=LABELS[s])
+    ax.set_yscale("log")
+    ax.set_xlabel("layer")
+    ax.set_ylabel("crossbars (both sign sets)")
+    ax.set_title(f"Crossbars per layer - {title}")
+    ax.legend(fontsize=8)
+    save(fig, "crossbars.png")
+
+    ones = np.array(rep["totals"]["plane_ones"], dtype=float)
+    fig, ax = plt.subplots(figsize=(6, 4))
+    ax.bar(np.arange(len(ones)), ones / max(1, h["weights"]))
+    ax.set_xlabel("bit plane (0 = LSB)")
+    ax.set_ylabel("fraction of weights with this bit set")
+    ax.set_title(f"Bit density per plane - {title}")
+    save(fig, "bit_density.png")
+
+    fig, ax = plt.subplots(figsize=(max(8, len(rows) * 0.22), 4.5))
+    for s in SCHEMES:
+        ax.plot(x, [max(r[f"cycles_{s}"], 0.8) for r in rows], marker=".", label=LABELS[s])
+    ax.set_yscale("log")
+    ax.set_xlabel("layer")
+    ax.set_ylabel("cycles per input vector")
+    ax.set_title(f"Cycles per layer - {title}")
+    ax.legend(fontsize=8)
+    save(fig, "cycles.png")
+    return out
+
+
+def write_report(rep: dict, out_dir, plots: bool = True) -> list[Path]:
+    out = Path(out_dir)
+    files = {"layers.csv": _csv(rep),
+             "report.json": json.dumps(rep, indent=1).encode(),
+             "summary.txt": (format_summary(rep) + "\n").encode()}
+    if plots:
+        files.update(_plots(rep))
+    for name, data in files.items():
+        atomic_write_bytes(out / name, data)
+    return [out / name for name in files]
+
+
+# ---- command --------------------------------------------------------------------------------
+
+def resolve(network: str, weights: str | None, seed: int, synthetic: dict):
+    """(Network, weights or None, source) for the command line's --network / --weights."""
+    if network in NETWORKS:
+        net = builtin_network(network)
+        if weights is None:
+            return net, None, synthetic_source(seed=seed, **synthetic)
+        imp = load_model(weights, network=net)
+        return net, imp.weights, imp.source
+    imp = load_model(network)
+    if weights is not None:
+        imp = load_model(weights, network=imp.network)
+    if imp.weights is None:
+        src = synthetic_source(seed=seed, **synthetic)
+        src["shapes"] = f"{imp.source['format']} file {imp.source['file']}"
+        return imp.network, None, src
+    return imp.network, imp.weights, imp.source
+
+
+def _cmd(args) -> int:
+    try:
+        cfg = preset(args.preset)
+        syn = {"distribution": args.distribution, "prune": args.prune}
+        net, weights, source = resolve(args.network, args.weights, args.seed, syn)
+    except (ConfigError, ImportError_, ValueError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    if args.layers:
+        net = net.subset(args.layers)
+    command = (f"sme report --network {args.network} --preset {args.preset} --seed {args.seed}"
+               f" --scale {args.scale}" + (f" --weights {args.weights}" if args.weights else
+                                           f" --distribution {args.distribution}"
+                                           f" --prune {args.prune}")
+               + (f" --layers {args.layers}" if args.layers else ""))
+    rep = build_report(net, weights, source, cfg, seed=args.seed, scale=args.scale,
+                       synthetic=syn, progress=None if args.quiet else sys.stderr,
+                       command=command)
+    text = format_summary(rep)
+    print(text)
+    paths = write_report(rep, args.out, plots=not args.no_plots)
+    print(f"wrote {len(paths)} files to {args.out}/")
+    return 0
+
+
+def register(subparsers) -> None:
+    """Add ``report`` to an argparse subparsers object (``sme report``)."""
+    p = subparsers.add_parser(
+        "report", help="compile a whole network; crossbars, work and latency vs the baselines")
+    p.add_argument("--network", default="resnet50",
+                   help=f"{' | '.join(NETWORKS)} | a model file (.onnx, .npz, .pt, NeuroSim .csv)")
+    p.add_argument("--weights", default=None,
+                   help="weight file (.onnx, .npz, .pt) for the network; default: synthetic")
+    p.add_argument("--preset", default="default")
+    p.add_argument("--out", default="build/report", help="output directory")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--scale", choices=("channel", "layer"), default="channel")
+    p.add_argument("--distribution", choices=DISTRIBUTIONS, default="laplace",
+                   help="synthetic weight distribution (when no weights are given)")
+    p.add_argument("--prune", type=float, default=0.0,
+                   help="synthetic weights: fraction pruned to zero by magnitude")
+    p.add_argument("--layers", type=int, default=0, help="only the first N layers (quick runs)")
+    p.add_argument("--no-plots", action="store_true")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=_cmd)
+
+
+def main(argv=None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    ap = argparse.ArgumentParser(prog="python -m golden.report")
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    register(sub)
+    args = ap.parse_args(["report"] + argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,170 @@
+import csv
+import json
+
+import numpy as np
+import pytest
+
+from golden import report
+from golden.compiler import compile_matrix
+from golden.config import preset
+from golden.networks import Layer, Network, isaac_dense_crossbars, resnet50
+from golden.quantize import check_pattern
+from golden.synthetic import synthetic_source, synthetic_weights
+
+SMALL = Network("small", (Layer("c1", 3, 16, 3, 3, 1, 1, 8, 8), Layer("dw", 16, 16, 3, 3, 1, 16,
+                                                                      8, 8),
+                          Layer("pw", 16, 40, 1, 1, 1, 1, 8, 8), Layer("fc", 40, 10, kind="fc")))
+
+
+def test_replicate_hand_example():
+    # layer 0: 4 xbars, 10 cycles x 8 pixels = 80; layer 1: 1 xbar, 30 x 2 = 60
+    r = report.replicate([4, 1], [10, 30], [8, 2], budget=10)
+    # spare 5: layer 0 (80) -> 2 replicas (40, spare 1); slowest is now layer 1 (60) -> 2
+    # replicas (30, spare 0); layer 0 is slowest again (40) but does not fit.
+    assert r["replicas"] == [2, 2]
+    assert r["times"] == [40, 30] and r["latency"] == 70 and r["period"] == 40
+    assert not r["over_budget"] and r["crossbars_used"] == 10
+    # no more replicas than pixels, however big the budget
+    assert report.replicate([1], [5], [3], budget=100)["replicas"] == [3]
+    over = report.replicate([6, 6], [1, 1], [4, 4], budget=10)
+    assert over["over_budget"] and over["replicas"] == [1, 1] and over["latency"] == 8
+
+
+def test_replicate_skips_a_layer_that_does_not_fit():
+    # the slowest layer needs 8 crossbars per copy, only 3 are spare: the next one gets them
+    r = report.replicate([8, 1], [100, 10], [4, 4], budget=12)
+    assert r["replicas"] == [1, 4] and r["times"] == [400, 10]
+
+
+def _worst_brute(p):
+    n = 0
+    for i in range(p.n_act):
+        x, w, g = (int(p.acts[k][i]) for k in ("xbar", "window", "colgroup"))
+        col = np.zeros(p.cfg.ou_cols, dtype=int)
+        for r in range(p.cfg.ou_rows):
+            if p.inputs[i, r] >= 0:
+                col += p.cells[x, w, g, r]
+        n += int(np.sum(col > p.cfg.adc_max))
+    return n * p.cfg.input_bits
+
+
+@pytest.mark.parametrize("mode", ["row", "segment"])
+def test_worst_case_clipped(mode):
+    cfg = preset("tiny")                       # ou_rows 3: lossless ADC is 2 bits
+    q = np.zeros((16, 8), dtype=np.int64)
+    q[:, 0] = 1                                # 16 ones in one column: sums of 3 per window
+    q[::2, 5] = -3
+    p = compile_matrix(q, cfg, squeeze=mode)
+    assert report.worst_case_clipped(p) == 0
+    low = cfg.replace(adc_bits=1)
+    p1 = compile_matrix(q, low, squeeze=mode)
+    got = report.worst_case_clipped(p1, chunk=2)   # several chunks
+    assert got == _worst_brute(p1) > 0
+
+
+def test_layer_row_counts():
+    cfg = preset("default")
+    layer = Layer("l", 64, 96, 3, 3, 1, 1, 5, 5)
+    w = synthetic_weights(Network("n", (layer,)), seed=0)["l"]
+    q = report.quantize_layer(layer, w, cfg, np.random.default_rng(0))
+    check_pattern(q, cfg)
+    row = report.layer_row(layer, q, cfg)
+    assert row["xbars_isaac"] == isaac_dense_crossbars(layer, cfg, sign_sets=2) == 2 * 5 * 6
+    assert row["xbars_sre"] == row["xbars_isaac"]
+    assert row["xbars_planes"] == 2 * 8 * 5 * 1
+    for s in ("row", "segment", "planes", "isaac"):
+        assert row["xbars_floor"] <= row[f"xbars_{s}"]
+        assert row["work_floor"] <= row[f"work_{s}"]
+        assert row[f"work_{s}"] % 25 == 0             # activations per vector x 25 pixels
+    assert row["work_sre"] <= row["work_isaac"]
+    assert row["nonzero_weights"] == np.count_nonzero(q)
+    assert sum(row["plane_ones"]) == int(sum(bin(abs(v)).count("1") for v in q.ravel()))
+
+
+def test_quantize_layer_scale_modes():
+    cfg = preset("default")
+    layer = Layer("l", 8, 4, 1, 1)
+    w = np.outer([1.0, 10.0, 100.0, 1000.0], np.linspace(-1, 1, 8)).reshape(layer.weight_shape)
+    qc = report.quantize_layer(layer, w, cfg, np.random.default_rng(0), "channel")
+    ql = report.quantize_layer(layer, w, cfg, np.random.default_rng(0), "layer")
+    assert np.count_nonzero(qc[0]) > 0                 # per channel: small channel survives
+    assert np.count_nonzero(ql[0]) == 0                # per layer: it rounds to zero
+    with pytest.raises(ValueError, match="scale"):
+        report.quantize_layer(layer, w, cfg, np.random.default_rng(0), "tensor")
+
+
+def test_build_and_write_report(tmp_path, capsys):
+    cfg = preset("default")
+    rep = report.build_report(SMALL, None, synthetic_source(seed=3), cfg, seed=3)
+    assert [r["layer"] for r in rep["layers"]] == ["c1", "dw", "pw", "fc"]
+    t = rep["totals"]
+    assert t["xbars_isaac"] == sum(r["xbars_isaac"] for r in rep["layers"])
+    assert rep["header"]["budget_crossbars"] == t["xbars_isaac"]
+    assert rep["latency"]["isaac"]["replicas"] == [1, 1, 1, 1]
+    assert rep["ratios"]["speedup_vs_isaac"]["isaac"] == 1.0
+    assert rep["ratios"]["crossbars_vs_isaac"]["row"] == round(
+        t["xbars_isaac"] / t["xbars_row"], 3)
+    for s in report.SCHEMES:
+        lat = rep["latency"][s]
+        assert lat["over_budget"] or lat["crossbars_used"] <= t["xbars_isaac"]
+        assert lat["latency"] == sum(lat["times"])
+    # same seed, same figures
+    again = report.build_report(SMALL, None, synthetic_source(seed=3), cfg, seed=3)
+    assert again["totals"] == t
+
+    paths = report.write_report(rep, tmp_path / "out")
+    names = sorted(p.name for p in paths)
+    assert names == ["bit_density.png", "crossbars.png", "cycles.png", "layers.csv",
+                     "report.json", "summary.txt"]
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == names   # no temp files
+    for p in paths:
+        if p.suffix == ".png":
+            assert p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    rows = list(csv.DictReader((tmp_path / "out" / "layers.csv").open()))
+    assert [r["layer"] for r in rows] == ["c1", "dw", "pw", "fc"]
+    assert int(rows[1]["xbars_row"]) == rep["layers"][1]["xbars_row"]
+    assert json.loads((tmp_path / "out" / "report.json").read_text())["totals"] == t
+    text = (tmp_path / "out" / "summary.txt").read_text()
+    assert "SYNTHETIC" in text and "not measurements on trained weights" in text
+    assert "ISAAC-style dense" in text and "8.7x" in text and "3.1x" in text
+
+
+def test_command_with_onnx_file(tmp_path, capsys):
+    onnx = pytest.importorskip("onnx")
+    from onnx import TensorProto, helper, numpy_helper
+    rng = np.random.default_rng(0)
+    w = numpy_helper.from_array(rng.normal(size=(8, 2, 3, 3)).astype(np.float32), "w")
+    f = numpy_helper.from_array(rng.normal(size=(8 * 6 * 6, 5)).astype(np.float32), "f")
+    graph = helper.make_graph(
+        [helper.make_node("Conv", ["x", "w"], ["a"], name="gconv", group=2),
+         helper.make_node("Flatten", ["a"], ["b"], name="flat"),
+         helper.make_node("MatMul", ["b", "f"], ["y"], name="head")], "m",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4, 8, 8])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 5])], [w, f])
+    path = tmp_path / "m.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]), str(path))
+    out = tmp_path / "rep"
+    assert report.main(["--network", str(path), "--out", str(out), "--no-plots",
+                        "--quiet"]) == 0
+    text = capsys.readouterr().out
+    assert "ONNX file m.onnx (sha256 " in text and "SYNTHETIC" not in text
+    rep = json.loads((out / "report.json").read_text())
+    assert [r["layer"] for r in rep["layers"]] == ["gconv", "head"]
+    assert rep["layers"][0]["groups"] == 2 and rep["layers"][0]["pixels"] == 36
+    assert rep["header"]["weight_source"]["format"] == "ONNX"
+
+
+def test_command_errors(tmp_path, capsys):
+    assert report.main(["--network", str(tmp_path / "none.onnx"), "--out", str(tmp_path)]) == 2
+    assert "no such file" in capsys.readouterr().err
+    assert report.main(["--network", "resnet50", "--preset", "huge", "--out",
+                        str(tmp_path)]) == 2
+    assert "unknown preset" in capsys.readouterr().err
+
+
+def test_resnet50_first_layers_isaac_budget():
+    cfg = preset("default")
+    net = resnet50().subset(3)
+    rep = report.build_report(net, None, synthetic_source(), cfg)
+    expect = sum(isaac_dense_crossbars(layer, cfg, sign_sets=2) for layer in net.layers)
+    assert rep["totals"]["xbars_isaac"] == expect
