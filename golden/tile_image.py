@@ -10,8 +10,10 @@ transfer, ``last`` set on the final word only; as bytes, each word is little-end
 
     word 0        MAGIC      0x54454D53 (b"SMET" as little-endian bytes)
     word 1        VERSION    1
-    word 2        CONFIG_ID  zlib.crc32 of the config's canonical JSON, name excluded
-                             (:func:`config_id`); the tile rejects any other value
+    word 2        CONFIG_ID  zlib.crc32 of the canonical JSON of the config fields the
+                             hardware depends on (:func:`config_id`; pattern and name are
+                             excluded, adc_bits is the effective value); the tile rejects any
+                             other value
     word 3        N_STEPS    descriptor steps (0 .. cfg.tile_steps)
     word 4        K          input vector length (1 .. cfg.tile_inputs)
     word 5        N          output vector length (1 .. cfg.tile_outputs)
@@ -46,7 +48,7 @@ from .config import SMEConfig
 from .program import Program
 
 __all__ = ["MAGIC", "VERSION", "HEADER_WORDS", "TileError", "TileImageError", "bits",
-           "config_id", "desc_fields", "desc_bits", "cell_bits_per_word", "cell_words",
+           "config_id", "hardware_dict", "HARDWARE_FIELDS", "desc_fields", "desc_bits", "cell_bits_per_word", "cell_words",
            "desc_words", "fits_tile", "build_image", "check_image", "frame_words",
            "crc32_words"]
 
@@ -74,10 +76,21 @@ def bits(n: int) -> int:
     return max(1, math.ceil(math.log2(n))) if n > 1 else 1
 
 
+#: Config fields the tile hardware depends on (the weight pattern and the name do not matter).
+HARDWARE_FIELDS = ("weight_bits", "cell_bits", "xbar_rows", "xbar_cols", "ou_rows", "ou_cols",
+                   "input_bits", "tile_xbars", "tile_inputs", "tile_outputs")
+
+
+def hardware_dict(cfg: SMEConfig) -> dict:
+    d = {f: getattr(cfg, f) for f in HARDWARE_FIELDS}
+    d["adc_bits"] = cfg.effective_adc_bits
+    return d
+
+
 def config_id(cfg: SMEConfig) -> int:
-    d = cfg.to_dict()
-    d.pop("name", None)
-    return zlib.crc32(json.dumps(d, sort_keys=True).encode()) & 0xFFFFFFFF
+    """CRC-32 of the canonical JSON of :func:`hardware_dict`: equal for every config that
+    builds the same tile."""
+    return zlib.crc32(json.dumps(hardware_dict(cfg), sort_keys=True).encode()) & 0xFFFFFFFF
 
 
 def row_fields(cfg: SMEConfig) -> list[tuple[str, int]]:
@@ -116,8 +129,7 @@ def fits_tile(program: Program, cfg: SMEConfig | None = None) -> None:
     """Raise :class:`TileImageError` saying why ``program`` cannot run on a tile of ``cfg``."""
     cfg = program.cfg if cfg is None else cfg
     k, n = program.shape
-    pc = {f: v for f, v in program.cfg.to_dict().items() if f != "name"}
-    tc = {f: v for f, v in cfg.to_dict().items() if f != "name"}
+    pc, tc = hardware_dict(program.cfg), hardware_dict(cfg)
     if pc != tc:
         diff = ", ".join(f"{f} {pc[f]!r} vs {tc[f]!r}" for f in tc if pc[f] != tc[f])
         raise TileImageError(f"program was compiled for another config ({diff})")

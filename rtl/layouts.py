@@ -19,12 +19,12 @@ __all__ = ["TileError", "Layouts", "MemWriteSignature"]
 
 class TileError(enum.Enum, shape=3):
     """Error code in the tile status; values equal :class:`golden.tile_image.TileError`."""
-    NONE = ti.TileError.NONE
-    BAD_FRAME = ti.TileError.BAD_FRAME
-    CHECKSUM = ti.TileError.CHECKSUM
-    NO_PROGRAM = ti.TileError.NO_PROGRAM
-    BAD_CONFIG = ti.TileError.BAD_CONFIG
-    TOO_BIG = ti.TileError.TOO_BIG
+    NONE = int(ti.TileError.NONE)
+    BAD_FRAME = int(ti.TileError.BAD_FRAME)
+    CHECKSUM = int(ti.TileError.CHECKSUM)
+    NO_PROGRAM = int(ti.TileError.NO_PROGRAM)
+    BAD_CONFIG = int(ti.TileError.BAD_CONFIG)
+    TOO_BIG = int(ti.TileError.TOO_BIG)
 
 
 class Layouts:

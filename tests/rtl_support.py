@@ -166,3 +166,52 @@ async def write_mem(ctx, wr, items):
 def seeded(seed, what):
     """Failure message prefix naming the seed, so that a failing case can be replayed."""
     return f"[seed {seed}] {what}"
+
+
+async def wait_idle(ctx, tile, limit=100000):
+    for _ in range(limit):
+        if not ctx.get(tile.status.busy):
+            return
+        await ctx.tick()
+    raise AssertionError("tile stayed busy")
+
+
+async def tile_load(ctx, tile, words, rng=None):
+    await put(ctx, tile.i_load, load_words(words), rng)
+    await ctx.tick()
+    await wait_idle(ctx, tile)
+
+
+async def tile_vector(ctx, tile, x, n, rng=None):
+    """Send one vector, return its n results (ints)."""
+    await put(ctx, tile.i_vec, vec_elems(x), rng)
+    out = await get(ctx, tile.o_vec, n, rng)
+    assert [o.last for o in out] == [0] * (n - 1) + [1], "o_vec last flag misplaced"
+    return [o.data for o in out]
+
+
+def fitting_layer(cfg, rng, pattern_cfg, *, k_max=None, n_max=None, tries=60):
+    """A random K x N layer on ``pattern_cfg``'s pattern whose program fits a tile of ``cfg``,
+    compiled either way.  Returns ``q``."""
+    from golden import compiler, quantize
+    levels = quantize.allowed_levels(pattern_cfg)
+    k_max = k_max or cfg.tile_inputs
+    n_max = n_max or cfg.tile_outputs
+    for i in range(tries):
+        shrink = 1 + i // 10
+        k = int(rng.integers(1, max(2, k_max // shrink) + 1))
+        n = int(rng.integers(1, max(2, n_max // shrink) + 1))
+        q = rng.choice(levels, size=(k, n))
+        q[rng.random((k, n)) < rng.uniform(0.3, 0.9)] = 0
+        try:
+            for sq in ("row", "segment"):
+                ti.fits_tile(compiler.compile_matrix(q, pattern_cfg, squeeze=sq), cfg)
+        except ti.TileImageError:
+            continue
+        return q
+    raise AssertionError("no random layer fits the tile")
+
+
+def tile_error(status) -> ti.TileError:
+    """The golden error code of a sampled ``status``."""
+    return ti.TileError(status.error.value)

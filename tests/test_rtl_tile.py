@@ -1,0 +1,109 @@
+"""The whole tile on compiled programs: outputs == golden ``run``, issue cycles == prediction."""
+
+import zlib
+
+import numpy as np
+import pytest
+
+from golden import compiler, tile_image as ti, vmm
+from golden.config import preset
+from tests.rtl_support import (TileHarness, fitting_layer, random_program, run_sim, seeded, tile_error, tile_load,
+                               tile_vector)
+
+PRESETS = ["tiny", "tiny_mlc", "fpga_small"]
+
+
+def run_program(cfg, p, X, seed, p_idle=0.3):
+    """Load p, run the rows of X with random stalls; check everything against the golden model."""
+    rng = np.random.default_rng(seed)
+    h = TileHarness(cfg)
+    tile = h.tile
+    got, status = [], {}
+
+    async def tb(ctx):
+        await tile_load(ctx, tile, ti.build_image(p, cfg), rng)
+        status["load"] = ctx.get(tile.status)
+        for x in X:
+            got.append(await tile_vector(ctx, tile, x, p.shape[1], rng))
+        status["end"] = ctx.get(tile.status)
+
+    run_sim(h.top, tb, processes=[h.monitor])
+    Y, clipped = vmm.run(p, X)
+    what = f"{cfg.name} {p.options} shape {p.shape} n_steps {p.n_steps}"
+    assert status["load"].loaded and tile_error(status["load"]) == ti.TileError.NONE, \
+        seeded(seed, f"{what}: load failed: {status['load']}")
+    assert np.array_equal(np.array(got), Y), seeded(seed, f"{what}: RTL {got} != golden {Y}")
+    assert status["end"].clip_count == clipped, \
+        seeded(seed, f"{what}: clip count {status['end'].clip_count} != golden {clipped}")
+    runs = h.split()
+    predicted = vmm.predicted_cycles(p)
+    measured = [last - first + 1 for first, last, _ in runs]
+    assert measured == [predicted] * (len(X) if predicted else 0), \
+        seeded(seed, f"{what}: issue cycles per vector RTL {measured}, model {predicted}")
+    assert all(n == predicted for _, _, n in runs)
+
+
+@pytest.mark.parametrize("name", PRESETS)
+@pytest.mark.parametrize("squeeze", ["row", "segment"])
+@pytest.mark.parametrize("pattern", ["window", "max_ones", "uniform"])
+def test_tile_matches_golden(name, squeeze, pattern):
+    cfg = preset(name)
+    seed = zlib.crc32(f"{name} {squeeze} {pattern}".encode()) % 10000
+    rng = np.random.default_rng(seed)
+    pcfg = cfg.replace(pattern=pattern)
+    q = fitting_layer(cfg, rng, pcfg)
+    p = compiler.compile_matrix(q, pcfg, squeeze=squeeze)
+    X = rng.integers(0, cfg.max_input + 1, size=(3, q.shape[0]))
+    X[0] = cfg.max_input
+    run_program(cfg, p, X, seed)
+
+
+@pytest.mark.parametrize("name", PRESETS)
+@pytest.mark.parametrize("squeeze", ["row", "segment"])
+def test_tile_all_zero_and_single_row_layers(name, squeeze):
+    cfg = preset(name)
+    rng = np.random.default_rng(5)
+    zero = np.zeros((5, 3), dtype=np.int64)
+    p = compiler.compile_matrix(zero, cfg, squeeze=squeeze)
+    run_program(cfg, p, rng.integers(0, cfg.max_input + 1, size=(2, 5)), 5)
+    q = fitting_layer(cfg, rng, cfg, k_max=1)
+    assert q.shape[0] == 1
+    p = compiler.compile_matrix(q, cfg, squeeze=squeeze)
+    run_program(cfg, p, rng.integers(0, cfg.max_input + 1, size=(2, 1)), 5)
+
+
+@pytest.mark.parametrize("squeeze", ["row", "segment"])
+def test_tile_accumulator_worst_case(squeeze):
+    """All-max weights (both signs) on every input, all-max inputs: |y| hits the bound the
+    accumulator width is derived from (config.accumulator_bits)."""
+    cfg = preset("tiny").replace(name="tiny_wide", pattern="uniform", tile_xbars=16)
+    k = cfg.tile_inputs
+    q = np.full((k, 2), cfg.max_magnitude, dtype=np.int64)
+    q[:, 1] = -cfg.max_magnitude
+    p = compiler.compile_matrix(q, cfg, squeeze=squeeze)
+    X = np.full((1, k), cfg.max_input)
+    bound = k * cfg.max_magnitude * cfg.max_input
+    assert vmm.run(p, X)[0].tolist() == [[bound, -bound]]
+    assert bound >= 1 << (cfg.accumulator_bits - 2)      # the top magnitude bit is used
+    run_program(cfg, p, X, 0, p_idle=0.0)
+
+
+@pytest.mark.parametrize("name,adc_bits", [("tiny", 1), ("tiny_mlc", 2)])
+def test_tile_counts_clipped_samples(name, adc_bits):
+    """The compiler avoids clipping, so a hand-made program with full OU reads forces it."""
+    cfg = preset(name).replace(adc_bits=adc_bits)
+    rng = np.random.default_rng(adc_bits)
+    p = random_program(cfg, rng, n_xbars=cfg.tile_xbars, n_steps=3, k=6, n=8, density=1.0)
+    p.inputs[:] = rng.integers(0, 6, size=p.inputs.shape)
+    X = np.full((2, 6), cfg.max_input)
+    assert vmm.run(p, X)[1] > 0
+    run_program(cfg, p, X, adc_bits)
+
+
+@pytest.mark.slow
+def test_tile_default_preset_one_vector():
+    cfg = preset("default")
+    rng = np.random.default_rng(3)
+    q = fitting_layer(cfg, rng, cfg, k_max=24, n_max=16)
+    p = compiler.compile_matrix(q, cfg, squeeze="segment")
+    run_program(cfg, p, rng.integers(0, cfg.max_input + 1, size=(1, q.shape[0])), 3, 0.1)
