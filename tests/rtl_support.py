@@ -125,15 +125,20 @@ class TileHarness:
         self.rst = Signal()
         self.top = ResetInserter(self.rst)(self.tile)
         self.issues = []          # cycle numbers of scheduler issues
+        self.out_starts = []      # cycle numbers where o_vec.valid rises
         self.cycle = 0
 
     async def monitor(self, ctx):
         """Records the cycle of every scheduler handshake (the issue of one step)."""
         o = self.tile.scheduler.o_stream
-        async for _, _, v, r in ctx.tick().sample(o.valid, o.ready):
+        prev = 0
+        async for _, _, v, r, ov in ctx.tick().sample(o.valid, o.ready, self.tile.o_vec.valid):
             self.cycle += 1
             if v and r:
                 self.issues.append(self.cycle)
+            if ov and not prev:
+                self.out_starts.append(self.cycle)
+            prev = ov
 
     def split(self):
         """Issue cycles split per vector: [first, last, count] (a gap > 1 between vectors)."""
