@@ -9,12 +9,13 @@ grouped/depthwise layers) and
 * costed with :func:`golden.baselines.baseline_stats` (``isaac`` dense, ``sre``, ``planes`` = bit
   planes without squeeze), on the same integers.
 
-**Quantization.**  ``scale="channel"`` (default): one scale per output channel, chosen by
-:func:`golden.quantize.choose_scale` (MSE search) on a seeded random subset of each channel's
-weights: max(64, min(1,024, 65,536 / Cout)) of them (the same input positions for every channel),
-then every weight projected exactly onto the allowed levels
-(:func:`golden.quantize.project_levels`).  ``scale="layer"``: one scale for the layer, chosen on
-at most 65,536 weights.  The subsample only picks the scale; it bounds the time on big layers.
+**Quantization.**  ``scale="channel"`` (default): one scale per output channel.  Each channel's
+weights are divided by their RMS, at most 16,384 of the pooled normalised weights are drawn
+(seeded), :func:`golden.quantize.choose_scale` (MSE search) picks one scale a* for them, and
+channel c gets a* x rms_c (the MSE-optimal scale when channels differ only in spread, and
+bounded time on big layers).  ``scale="layer"``: one MSE scale for the layer, chosen on at most
+65,536 weights.  Every weight is then projected exactly onto the allowed levels
+(:func:`golden.quantize.project_levels`).
 
 **Columns** (per layer, and summed for the network): crossbars for SME row squeeze, SME segment
 squeeze, planes, ISAAC, SRE and the floor (ceil(non-zero cells / crossbar cells), compiler
@@ -85,10 +86,12 @@ def quantize_layer(layer: Layer, w: np.ndarray, cfg: SMEConfig, rng: np.random.G
     """Integer weights (PyTorch layout, int64) on ``cfg``'s pattern (see the module docstring)."""
     flat = np.asarray(w, dtype=np.float64).reshape(layer.cout, -1)
     if scale == "channel":
-        sub, per = flat, min(1024, max(64, 65536 // layer.cout))
-        if flat.shape[1] > per:
-            sub = flat[:, rng.choice(flat.shape[1], per, replace=False)]
-        alpha = choose_scale(sub, cfg, axis=0)
+        rms = np.sqrt(np.mean(flat ** 2, axis=1, keepdims=True))
+        rms = np.where(rms > 0, rms, 1.0)
+        pooled = (flat / rms).ravel()
+        if pooled.size > 16384:
+            pooled = pooled[rng.choice(pooled.size, 16384, replace=False)]
+        alpha = choose_scale(pooled, cfg) * rms
     elif scale == "layer":
         sub = flat.ravel()
         if sub.size > 65536:
@@ -115,8 +118,10 @@ def worst_case_clipped(p: Program, chunk: int = 1 << 18) -> int:
 
 
 def _plane_ones(q: np.ndarray, cfg: SMEConfig) -> list[int]:
-    mag = np.abs(q)
-    return [int(np.count_nonzero((mag >> b) & 1)) for b in range(cfg.weight_bits)]
+    """Weights with bit b of the magnitude set, for each b (one pass: a histogram of values)."""
+    hist = np.bincount(np.abs(q).ravel(), minlength=cfg.max_magnitude + 1)
+    vals = np.arange(hist.size)
+    return [int(hist[(vals >> b) & 1 == 1].sum()) for b in range(cfg.weight_bits)]
 
 
 def layer_row(layer: Layer, q: np.ndarray, cfg: SMEConfig) -> dict:
@@ -220,13 +225,16 @@ def build_report(net: Network, weights: dict[str, np.ndarray] | None, source: di
     rows = []
     for i, layer in enumerate(net.layers):
         bar(i, layer.name)
+        t0 = time.perf_counter()
         if weights is None:
             w = synthetic_layer(layer, np.random.default_rng([seed, i]), syn["distribution"],
                                 syn["prune"])
         else:
             w = weights[layer.name]
         q = quantize_layer(layer, w, cfg, np.random.default_rng([seed, i, 1]), scale)
+        prep = round(time.perf_counter() - t0, 3)
         rows.append(layer_row(layer, q, cfg))
+        rows[-1]["seconds_quantize"] = prep
     bar(len(net.layers), "done")
 
     totals = {k: int(sum(r[k] for r in rows)) for k in rows[0] if k.startswith(
@@ -257,7 +265,8 @@ def build_report(net: Network, weights: dict[str, np.ndarray] | None, source: di
               "seed": seed, "command": command, "budget_crossbars": budget,
               "paper": PAPER}
     return {"header": header, "layers": rows, "totals": totals, "latency": lat,
-            "ratios": ratios, "seconds": round(sum(r["seconds"] for r in rows), 2)}
+            "ratios": ratios,
+            "seconds": round(sum(r["seconds"] + r["seconds_quantize"] for r in rows), 2)}
 
 
 def _ratio(a, b):
@@ -328,7 +337,7 @@ def format_summary(rep: dict) -> str:
               f"{_fmt(rat['speedup_vs_isaac']['floor'])} (paper: {PAPER['speedup']}x average)",
               f"Clipped samples: worst case per input vector (every input bit 1), summed over "
               f"layers; ADC {cfg['adc_bits'] or 'lossless'}",
-              f"Compile time: {rep['seconds']} s"]
+              f"Quantize + compile + baselines time: {rep['seconds']} s"]
     if h["weight_source"].get("kind") == "synthetic":
         lines.append("NOTE: synthetic weights - these figures are not measurements on trained "
                      "weights.")
@@ -439,7 +448,10 @@ def _cmd(args) -> int:
 
 
 def register(subparsers) -> None:
-    """Add ``report`` to an argparse subparsers object (``sme report``)."""
+    """Add ``report`` (and ``digits``, see :mod:`golden.digits`) to an argparse subparsers
+    object: ``sme report`` and ``sme digits``."""
+    from . import digits
+    digits.register(subparsers)
     p = subparsers.add_parser(
         "report", help="compile a whole network; crossbars, work and latency vs the baselines")
     p.add_argument("--network", default="resnet50",

@@ -88,6 +88,8 @@ def test_quantize_layer_scale_modes():
     qc = report.quantize_layer(layer, w, cfg, np.random.default_rng(0), "channel")
     ql = report.quantize_layer(layer, w, cfg, np.random.default_rng(0), "layer")
     assert np.count_nonzero(qc[0]) > 0                 # per channel: small channel survives
+    for c in range(1, 4):                              # channels differing only in scale
+        assert np.array_equal(qc[c], qc[0])            # get the same integers
     assert np.count_nonzero(ql[0]) == 0                # per layer: it rounds to zero
     with pytest.raises(ValueError, match="scale"):
         report.quantize_layer(layer, w, cfg, np.random.default_rng(0), "tensor")
