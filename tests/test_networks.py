@@ -64,3 +64,19 @@ def test_layer_validation_and_lookup():
         network("vgg")
     with pytest.raises(KeyError):
         resnet50()["nope"]
+
+
+def test_isaac_conventions_for_grouped_layers():
+    cfg = preset("default")
+    res, mob = resnet50(), mobilenet_v2()
+    assert sum(isaac_dense_crossbars(lyr, cfg, convention="tiles") for lyr in res.layers) == 12_504
+    assert sum(isaac_dense_crossbars(lyr, cfg) for lyr in mob.layers) == 22_017
+    assert sum(isaac_dense_crossbars(lyr, cfg, convention="tiles") for lyr in mob.layers) == 2_899
+    # the report's baseline (golden.baselines) counts the same tiles
+    from golden.baselines import baseline_stats
+    dw = mob["features.2.conv.1.0"]                      # 96 channels, 3x3 depthwise
+    blocks = layer_blocks(dw, np.ones(dw.weight_shape, dtype=np.int64))
+    assert baseline_stats(blocks, dw.shape, cfg)["isaac"]["crossbars"] == \
+        isaac_dense_crossbars(dw, cfg, sign_sets=2, convention="tiles") == 24
+    with pytest.raises(ValueError, match="convention"):
+        isaac_dense_crossbars(dw, cfg, convention="packed")
