@@ -207,7 +207,8 @@ def _run(cfg, seed, epochs, admm_epochs, bias_epochs, c1, c2, rho, patterns, log
     p = train(init_params(rng, c1, c2), xtr, ytr, epochs, rng)
     res = {"dataset": f"scikit-learn digits: {len(xtr)} train / {len(xte)} held-out test images "
                       f"(stratified split, seed {seed})",
-           "weights": f"trained here (numpy CNN conv{c1}-conv{c2}-fc, {epochs} epochs, seed {seed})",
+           "weights": f"trained here (numpy CNN conv{c1}-conv{c2}-fc, {epochs} epochs, "
+                      f"seed {seed})",
            "config": cfg.to_dict(), "seed": seed,
            "schedule": dict(epochs=epochs, admm_epochs=admm_epochs, bias_epochs=bias_epochs,
                             c1=c1, c2=c2, rho=rho),

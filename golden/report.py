@@ -53,7 +53,6 @@ import csv
 import heapq
 import io
 import json
-import math
 import sys
 import time
 from pathlib import Path
