@@ -436,6 +436,8 @@ def resolve(network: str, weights: str | None, seed: int, synthetic: dict):
 def _cmd(args) -> int:
     try:
         cfg = preset(args.preset)
+        if args.adc_bits is not None:
+            cfg = cfg.replace(adc_bits=args.adc_bits)
         syn = {"distribution": args.distribution, "prune": args.prune}
         net, weights, source = resolve(args.network, args.weights, args.seed, syn)
     except (ConfigError, ImportError_, ValueError) as e:
@@ -444,7 +446,8 @@ def _cmd(args) -> int:
     if args.layers:
         net = net.subset(args.layers)
     command = (f"sme report --network {args.network} --preset {args.preset} --seed {args.seed}"
-               f" --scale {args.scale}" + (f" --weights {args.weights}" if args.weights else
+               + (f" --adc-bits {args.adc_bits}" if args.adc_bits is not None else "")
+               + f" --scale {args.scale}" + (f" --weights {args.weights}" if args.weights else
                                            f" --distribution {args.distribution}"
                                            f" --prune {args.prune}")
                + (f" --layers {args.layers}" if args.layers else ""))
@@ -472,6 +475,8 @@ def register(subparsers) -> None:
     p.add_argument("--preset", default="default")
     p.add_argument("--out", default="build/report", help="output directory")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--adc-bits", type=int, default=None,
+                   help="override the preset's ADC resolution (below lossless: samples clip)")
     p.add_argument("--scale", choices=("channel", "layer"), default="channel")
     p.add_argument("--distribution", choices=DISTRIBUTIONS, default="laplace",
                    help="synthetic weight distribution (when no weights are given)")

@@ -170,3 +170,16 @@ def test_resnet50_first_layers_isaac_budget():
     rep = report.build_report(net, None, synthetic_source(), cfg)
     expect = sum(isaac_dense_crossbars(layer, cfg, sign_sets=2) for layer in net.layers)
     assert rep["totals"]["xbars_isaac"] == expect
+
+
+def test_command_adc_override_counts_clipping(tmp_path, capsys):
+    out = tmp_path / "r"
+    assert report.main(["--network", "mobilenet_v2", "--layers", "2", "--adc-bits", "2",
+                        "--no-plots", "--quiet", "--out", str(out)]) == 0
+    rep = json.loads((out / "report.json").read_text())
+    assert rep["header"]["config"]["adc_bits"] == 2
+    assert "--adc-bits 2" in rep["header"]["command"]
+    assert rep["totals"]["clipped_row"] > 0 and rep["totals"]["clipped_segment"] > 0
+    assert report.main(["--network", "mobilenet_v2", "--adc-bits", "0", "--out",
+                        str(out)]) == 2
+    assert "adc_bits" in capsys.readouterr().err
