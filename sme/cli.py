@@ -81,7 +81,8 @@ def cmd_compile(args) -> int:
         q = w.astype(np.int64)
     else:
         q, alpha = quantize(w, cfg, axis=1 if args.per_channel else None)
-        meta["scale"] = np.ravel(alpha).tolist() if args.per_channel else float(alpha)
+        scales = np.ravel(alpha).tolist()
+        meta["scale"] = scales if args.per_channel else scales[0]
     prog = compile_matrix(q, cfg, squeeze=args.squeeze, reorder=not args.no_reorder,
                           balance=not args.no_balance, meta=meta)
     save(prog, args.output)
