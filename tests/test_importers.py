@@ -164,3 +164,18 @@ def test_load_dispatch_errors(tmp_path):
     (tmp_path / "m.h5").write_bytes(b"x")
     with pytest.raises(ImportError_, match="unknown model format"):
         load(tmp_path / "m.h5")
+
+
+def test_onnx_mapped_onto_a_table(tmp_path):
+    model, ws = _small_model(np.random.default_rng(2))
+    path = _save(model, tmp_path / "small.onnx")
+    plain = load_onnx(path).network
+    renamed = Network("table", tuple(Layer(f"t{i}", lyr.cin, lyr.cout, lyr.kh, lyr.kw,
+                                           lyr.stride, lyr.groups, lyr.out_h, lyr.out_w,
+                                           lyr.kind)
+                                     for i, lyr in enumerate(plain.layers)))
+    imp = load(path, network=renamed)
+    assert list(imp.weights) == ["t0", "t1", "t2", "t3", "t4"]
+    np.testing.assert_allclose(imp.weights["t1"], ws["w2"], rtol=1e-6)
+    with pytest.raises(ImportError_, match="do not match"):
+        load(path, network=Network("short", renamed.layers[:3]))
