@@ -295,7 +295,9 @@ def _cmd(args) -> int:
 
 
 def register(subparsers) -> None:
-    """Add ``digits`` to an argparse subparsers object (``sme digits``)."""
+    """Add ``digits`` to an argparse subparsers object (``sme digits``); a no-op if present."""
+    if "digits" in subparsers.choices:
+        return
     p = subparsers.add_parser("digits", help="measured accuracy of float / rounding / ADMM "
                               "bit patterns on a small CNN trained on scikit-learn digits")
     p.add_argument("--preset", default="default")

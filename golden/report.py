@@ -465,7 +465,8 @@ def register(subparsers) -> None:
     """Add ``report`` (and ``digits``, see :mod:`golden.digits`) to an argparse subparsers
     object: ``sme report`` and ``sme digits``."""
     from . import digits
-    digits.register(subparsers)
+    if "digits" not in subparsers.choices:      # the CLI may also register golden.digits itself
+        digits.register(subparsers)
     p = subparsers.add_parser(
         "report", help="compile a whole network; crossbars, work and latency vs the baselines")
     p.add_argument("--network", default="resnet50",

@@ -183,3 +183,16 @@ def test_command_adc_override_counts_clipping(tmp_path, capsys):
     assert report.main(["--network", "mobilenet_v2", "--adc-bits", "0", "--out",
                         str(out)]) == 2
     assert "adc_bits" in capsys.readouterr().err
+
+
+def test_register_adds_report_and_digits_once():
+    import argparse
+
+    from golden import digits
+    ap = argparse.ArgumentParser()
+    sub = ap.add_subparsers(dest="command")
+    digits.register(sub)
+    report.register(sub)                       # must not register digits a second time
+    assert sorted(sub.choices) == ["digits", "report"]
+    args = ap.parse_args(["report", "--network", "mobilenet_v2", "--layers", "1"])
+    assert args.layers == 1 and args.func is not None
