@@ -5,7 +5,7 @@ PRESET  ?= default
 BOARD   ?= icebreaker
 VENV_OK := .venv/.installed
 
-.PHONY: demo test test-fast verilog sim soak report fpga bench clean setup tools
+.PHONY: demo test test-fast verilog sim soak report digits fpga bench clean setup tools
 
 setup: $(VENV_OK) tools
 tools:                    ## system tools pip cannot provide (Icarus Verilog), via apt-get
@@ -38,11 +38,15 @@ report: $(VENV_OK)        ## ResNet-50 and MobileNet-v2 reports into build/repor
 	$(PY) -m sme.cli report --network resnet50 --out build/report/resnet50
 	$(PY) -m sme.cli report --network mobilenet_v2 --out build/report/mobilenet_v2
 
+digits: $(VENV_OK)        ## ADMM bit-pattern fine-tuning on scikit-learn digits, measured accuracy
+	$(PY) -m sme.cli digits --out build/digits
+
 fpga: $(VENV_OK)          ## bitstream + JSON summary into build/$(BOARD)/
 	$(PY) -m sme.cli fpga build --board $(BOARD)
 
-bench: $(VENV_OK)
+bench: $(VENV_OK)         ## every benchmark script (prints figures; none of them is a test)
 	$(PY) benchmarks/bench_golden.py
+	$(PY) benchmarks/bench_report.py
 
 clean:
 	rm -rf build
