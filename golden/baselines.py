@@ -23,7 +23,7 @@ import math
 import numpy as np
 
 from .config import SMEConfig
-from .slicing import as_blocks, digits, tile_grid
+from .slicing import as_blocks, digits
 
 __all__ = ["baseline_stats", "BASELINES"]
 
@@ -68,23 +68,34 @@ def baseline_stats(blocks, shape=None, cfg: SMEConfig | None = None) -> dict:
     out["isaac"] = {"crossbars": 2 * len(ext), "activations": A * 2 * total,
                     "cycles": A * busiest, "index_bits": 0}
 
-    # SRE: same layout, all-zero OU rows skipped per column group.
+    # SRE: same layout, all-zero OU rows skipped per column group.  Count non-zero OU rows
+    # per (row block, global column group) from the non-zero digit positions.
+    cu = cfg.ou_cols
+    groups_per_xbar = C // cu
+    n_groups = -(-shape[1] * P // cu)
     sre_total, sre_busiest, sre_rows = 0, 0, 0
-    wide = [(r0, c0 * P, _interleave(b, cfg, sgn)) for sgn in (1, -1) for r0, c0, b in blocks]
-    for sgn in (0, 1):
-        part = wide[sgn * len(blocks):(sgn + 1) * len(blocks)]
-        if not part:
+    for sgn in (1, -1):
+        keys = []
+        for r0, c0, b in blocks:
+            wide = _interleave(b, cfg, sgn) != 0                          # k, n*P
+            lead = (c0 * P) % cu
+            wide = np.pad(wide, ((0, 0), (lead, (-(lead + wide.shape[1])) % cu)))
+            rr, gg = np.nonzero(wide.reshape(wide.shape[0], -1, cu).any(axis=2))
+            keys.append((r0 + rr) // R * n_groups + (c0 * P) // cu + gg)
+        keys = np.concatenate(keys) if keys else np.zeros(0, dtype=np.int64)
+        if not len(keys):
             continue
-        _, tiles = tile_grid(part, (shape[0], shape[1] * P), R, C)
-        nzr = tiles.reshape(len(tiles), R, C // cfg.ou_cols, cfg.ou_cols).any(axis=3).sum(axis=1)
-        acts = (-(-nzr // cfg.ou_rows)).sum(axis=1)
+        uniq, rows_nz = np.unique(keys, return_counts=True)               # per (rb, group)
+        acts = -(-rows_nz // cfg.ou_rows)
+        xbar = uniq // n_groups * (n_groups // groups_per_xbar + 1) \
+            + (uniq % n_groups) // groups_per_xbar
+        per_xbar = np.bincount(np.unique(xbar, return_inverse=True)[1], weights=acts)
         sre_total += int(acts.sum())
-        sre_busiest = max(sre_busiest, int(acts.max()) if len(acts) else 0)
-        sre_rows += int(nzr.sum())
+        sre_busiest = max(sre_busiest, int(per_xbar.max()))
+        sre_rows += int(rows_nz.sum())
     out["sre"] = {"crossbars": 2 * len(ext), "activations": A * sre_total,
                   "cycles": A * sre_busiest,
                   "index_bits": sre_rows * max(1, math.ceil(math.log2(R)))}
-
     # Bit planes without squeeze.
     ext1 = _mapped_extent(blocks, shape, R, C, 1)
     total1, busiest1 = _dense_ou(ext1, cfg)
@@ -96,4 +107,4 @@ def baseline_stats(blocks, shape=None, cfg: SMEConfig | None = None) -> dict:
 def _interleave(b: np.ndarray, cfg: SMEConfig, sgn: int) -> np.ndarray:
     """ISAAC layout of one sign set: (k, n) -> (k, n*P) digits, weight-major."""
     mag = np.where(np.sign(b) == sgn, np.abs(b), 0)
-    return digits(mag, cfg).reshape(b.shape[0], -1).astype(np.int64)
+    return digits(mag, cfg).reshape(b.shape[0], -1)
