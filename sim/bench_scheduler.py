@@ -70,6 +70,8 @@ async def scheduler_trace(dut):
     """Random programs: issued steps equal the golden issue trace under backpressure."""
     b = Bench(dut, salt=10)
     cfg = b.cfg
+    b.check_ports({"o_stream__payload": b.lay.step, "ctrl__wr__data": b.lay.desc,
+                   "ctrl__x": b.lay.x})
     sink = StreamSink(dut, "o_stream", b.lay.step, b.clk, b.pattern("SME_BACKPRESSURE"),
                       b.cycle)
     await b.reset()

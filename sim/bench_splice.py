@@ -77,6 +77,7 @@ async def _run(b, drv, payloads, model, label):
 async def splice_accumulates(dut):
     """Random sample steps with the configured input idle pattern, several vectors."""
     b = Bench(dut, salt=20)
+    b.check_ports({"i_stream__payload": b.lay.samples, "ctrl__acc": b.lay.accs})
     drv = StreamDriver(dut, "i_stream", b.lay.samples, b.clk, b.pattern("SME_IDLE"))
     dut.ctrl__clear.value = 0
     await b.reset()

@@ -47,6 +47,8 @@ class TileIO:
 
     def __init__(self, b: Bench, idle: Pattern, backpressure: Pattern):
         self.b, dut, lay = b, b.dut, b.lay
+        b.check_ports({"i_load__payload": lay.load, "i_vec__payload": lay.vin,
+                       "o_vec__payload": lay.vout, "status": lay.status})
         self.ld = StreamDriver(dut, "i_load", lay.load, b.clk, idle)
         self.vi = StreamDriver(dut, "i_vec", lay.vin, b.clk, idle)
         self.sink = StreamSink(dut, "o_vec", lay.vout, b.clk, backpressure, b.cycle).start()

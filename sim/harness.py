@@ -37,11 +37,12 @@ import numpy as np
 
 from golden.config import SMEConfig, preset
 
-__all__ = ["ROOT", "SIMS", "TARGETS", "target_config", "build_dir", "emit", "build",
+__all__ = ["ROOT", "SIMS", "TARGETS", "PATTERNS_RUN", "run_tile", "env_seed", "target_config", "build_dir", "emit", "build",
            "run_bench", "BenchResult", "make_programs", "sim_name", "waves_on"]
 
 ROOT = Path(__file__).resolve().parent.parent
 SIMS = ("icarus", "verilator")
+PATTERNS_RUN = ("none", "periodic", "random")      # idle / backpressure sweeps
 
 #: Config targets the benches build: name -> (preset, changes).
 TARGETS: dict[str, tuple[str, dict]] = {

@@ -47,6 +47,16 @@ class Bench:
         self.clk = dut.clk
         Clock(dut.clk, CLOCK_NS, unit="ns", impl="gpi").start()
 
+    def check_ports(self, layouts: dict) -> None:
+        """Fail early if the Verilog's payload ports are not as wide as this bench's layouts
+        (the RTL or config changed between emission and this run)."""
+        ports = {p["name"]: p["width"] for p in self.sidecar["ports"]}
+        for name, layout in layouts.items():
+            width = len(getattr(self.dut, name))
+            assert width == layout.size == ports[name], self.msg(
+                f"port {name} is {width} bits in the simulation, {ports[name]} in the sidecar, "
+                f"{layout.size} in rtl/layouts.py: rebuild (stale build/sim?)")
+
     def pattern(self, var: str, default: str = "none", salt: int = 0) -> Pattern:
         """The idle/backpressure :class:`Pattern` named by environment variable ``var``."""
         return Pattern(kind=env_str(var, default), seed=self.seed * 1000 + salt)
