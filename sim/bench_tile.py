@@ -80,11 +80,12 @@ class TileIO:
     def vector_items(self, x):
         return ({"data": int(v), "last": int(i == len(x) - 1)} for i, v in enumerate(x))
 
-    async def vector(self, x, n: int):
-        """Send one input vector, collect ``n`` outputs; returns (values, lasts, issue cycles)."""
+    async def vector(self, x, n: int, cycles: int):
+        """Send one input vector, collect ``n`` outputs; returns (values, lasts, issue cycles).
+        Gives up (TimeoutError) far beyond the ``cycles`` predicted: a hung tile fails fast."""
         self.issues.transfers.clear()
         await self.vi.send(self.vector_items(x))
-        out = await self.sink.take(n)
+        out = await self.sink.take(n, timeout=4 * cycles + 20 * n + 200)
         await RisingEdge(self.b.clk)
         return [o.data for o in out], [o.last for o in out], list(self.issues.transfers)
 
@@ -125,7 +126,13 @@ async def _run_program(b, io, name, p, m, mutate=False):
     X = inputs(b.rng, cfg, m, p.shape[0])
     bad, clips = [], 0
     for i, (x, exp) in enumerate(zip(X, tile_expected(p, X))):
-        got, lasts, issues = await io.vector(x, p.shape[1])
+        try:
+            got, lasts, issues = await io.vector(x, p.shape[1], exp.cycles)
+        except TimeoutError as e:                 # a hung tile: count it, reset, go on
+            bad.append(f"{name} vector {i}: {e}")
+            await b.reset()
+            io.sink.items.clear()
+            return bad, i + 1, clips
         st = await io.idle()
         bad += _check_vector(b, name, i, got, lasts, issues, exp, clips, st, mutate)
         clips += exp.clips
@@ -190,7 +197,7 @@ async def tile_bad_frames(dut):
     assert st.loaded and st.error == ti.TileError.NONE, b.msg(f"good frame after bad: {st}")
     x = inputs(b.rng, cfg, 1, k)[0]
     exp = tile_expected(p, x)[0]
-    got, lasts, issues = await io.vector(x, n)
+    got, lasts, issues = await io.vector(x, n, exp.cycles)
     bad = _check_vector(b, name, 0, got, lasts, issues, exp, 0, await io.idle())
     assert not bad, b.msg("\n".join(bad))
 
@@ -246,7 +253,7 @@ async def tile_reset_mid_vector(dut):
             clips = st.clip_count
             x = inputs(b.rng, cfg, 1, k)[0]
             exp = tile_expected(p, x)[0]
-            got, lasts, issues = await io.vector(x, n)
+            got, lasts, issues = await io.vector(x, n, exp.cycles)
             bad = _check_vector(b, f"{name} after {kind} during {during}", 0, got, lasts,
                                 issues, exp, clips, await io.idle())
             assert not bad, b.msg("\n".join(bad))

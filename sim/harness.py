@@ -180,9 +180,13 @@ def build(sim: str, target: str, top: str):
         stamp = top_dir / "waves.stamp"
         was = stamp.read_text() if stamp.exists() else "0"
         runner = get_runner(sim)
-        kw = {"build_args": ["-Wno-fatal"]} if sim == "verilator" else {}
+        kw = {}
+        if sim == "verilator":
+            kw["build_args"] = ["-Wno-fatal"] + (["--trace-fst", "--trace-structs"] if waves
+                                                 else [])
         runner.build(sources=[v], hdl_toplevel=top, build_dir=top_dir, timescale=("1ns", "1ps"),
-                     waves=waves, always=(was != str(int(waves))), **kw)
+                     waves=waves, always=(was != str(int(waves))),
+                     log_file=top_dir / "build.log", **kw)
         stamp.write_text(str(int(waves)))
     return runner, top_dir, j
 
@@ -310,6 +314,9 @@ def run_bench(bench: str, top: str, target: str, *, sim: str | None = None,
     finally:
         sys.path[:] = saved
     seconds = time.monotonic() - t0
+    dump = run_dir / "dump.fst"                       # Verilator's fixed name: one per run
+    if dump.exists():
+        dump.replace(run_dir / f"{run}.fst")
     try:
         n_tests, n_failed = get_results(results)
     except (RuntimeError, OSError, FileNotFoundError):

@@ -70,7 +70,8 @@ class SimTransport(Transport):
     async def _watch(self, ctx):
         d = self.divisor
         while True:
-            await ctx.tick().until(self.dut.tx == 0)
+            while ctx.get(self.dut.tx):
+                await ctx.tick()
             await ctx.tick().repeat(d // 2)
             if ctx.get(self.dut.tx):
                 continue                                # a glitch, not a start bit
