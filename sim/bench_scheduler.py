@@ -84,9 +84,10 @@ async def scheduler_trace(dut):
         got = await sink.take(len(expected))
         steps = [_decode(s, cfg) for s in got]
         diff = next((i for i, (g, e) in enumerate(zip(steps, expected)) if g != e), None)
+        where = (f"step {diff}: {steps[diff]} vs {expected[diff]}" if diff is not None
+                 else f"{len(steps)} steps vs {len(expected)}")
         assert steps == expected, b.msg(f"case {case}: issued steps differ from the golden "
-                                        f"trace at step {diff}: {steps[diff] if diff is not None else ''} "
-                                        f"vs {expected[diff] if diff is not None else ''}")
+                                        f"trace at {where}")
         lasts = [s.last for s in got]
         assert lasts == [0] * (len(got) - 1) + [1], b.msg(f"case {case}: last flags {lasts}")
         await ClockCycles(b.clk, 4)

@@ -278,7 +278,8 @@ async def tile_soak(dut):
         vectors, clips, rounds = vectors + m, clips + c, rounds + 1
     wall = time.monotonic() - t0
     summary = {"cycles": b.cycle() - start, "wall_seconds": round(wall, 3),
-               "cycles_per_second": round((b.cycle() - start) / wall, 1), "vectors": vectors, "programs_loaded": rounds,
+               "cycles_per_second": round((b.cycle() - start) / wall, 1), "vectors": vectors,
+               "programs_loaded": rounds,
                "clipped_samples": clips, "mismatches": len(bad), "first": bad[:10],
                "seed": b.seed, "config": b.cfg.name}
     Path(os.environ.get("SME_RUN_DIR", ".")).joinpath("soak.json").write_text(

@@ -37,8 +37,9 @@ import numpy as np
 
 from golden.config import SMEConfig, preset
 
-__all__ = ["ROOT", "SIMS", "TARGETS", "PATTERNS_RUN", "run_tile", "env_seed", "target_config", "build_dir", "emit", "build",
-           "run_bench", "BenchResult", "make_programs", "sim_name", "waves_on"]
+__all__ = ["ROOT", "SIMS", "TARGETS", "PATTERNS_RUN", "target_config", "build_dir", "emit",
+           "build", "run_bench", "run_tile", "BenchResult", "make_programs", "sim_name",
+           "waves_on", "env_seed"]
 
 ROOT = Path(__file__).resolve().parent.parent
 SIMS = ("icarus", "verilator")
@@ -248,6 +249,17 @@ def make_programs(sim: str, target: str, seed: int, count: int = 2,
 
 # ---- runs ---------------------------------------------------------------------------------------
 
+def _absolute_sys_path() -> None:
+    """The simulator's PYTHONPATH is this process's sys.path (cocotb runner); the simulator
+    runs in the run folder, so relative entries must become absolute, and the repository root
+    must be on it for ``sim.*``, ``golden.*``, ``rtl.*``.  Done in place and idempotently
+    (never undone), so concurrent runs from threads see a consistent list."""
+    fixed = [os.path.abspath(p) for p in sys.path]
+    if str(ROOT) not in fixed:
+        fixed.append(str(ROOT))
+    if fixed != sys.path:
+        sys.path[:] = fixed
+
 @dataclass
 class BenchResult:
     n_tests: int
@@ -299,10 +311,7 @@ def run_bench(bench: str, top: str, target: str, *, sim: str | None = None,
     plusargs = []
     if waves_on() and sim == "icarus":
         plusargs.append(f"+dumpfile_path={run_dir / (run + '.fst')}")
-    # The simulator's PYTHONPATH is built from sys.path; it runs in run_dir, so entries must be
-    # absolute, and the repository root must be on it for `sim.*`, `golden.*`, `rtl.*`.
-    saved = list(sys.path)
-    sys.path[:] = [str(ROOT)] + [os.path.abspath(p) for p in saved if p and p != str(ROOT)]
+    _absolute_sys_path()
     t0 = time.monotonic()
     try:
         runner.test(test_module=f"sim.{bench}", hdl_toplevel=top, build_dir=top_dir,
@@ -311,8 +320,6 @@ def run_bench(bench: str, top: str, target: str, *, sim: str | None = None,
                     log_file=run_dir / "sim.log" if quiet else None)
     except (SystemExit, RuntimeError):
         pass              # failing tests or a crashed simulator: judged from the results below
-    finally:
-        sys.path[:] = saved
     seconds = time.monotonic() - t0
     dump = run_dir / "dump.fst"                       # Verilator's fixed name: one per run
     if dump.exists():

@@ -5,7 +5,7 @@ import pytest
 
 from sim.harness import env_seed, run_bench
 
-RUNS = [("tiny", "none"), ("tiny", "random"), ("tiny_mlc", "periodic"), ("fpga_small", "random"),
+RUNS = [("tiny", "random"), ("tiny_mlc", "periodic"), ("fpga_small", "random"),
         ("default", "random")]
 
 
