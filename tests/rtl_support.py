@@ -18,20 +18,46 @@ from golden.program import ACT_FIELDS, Program, validate
 P_IDLE = 0.3          # probability of a stall cycle before each transfer on every stream
 
 
-def run_sim(dut, *testbenches, processes=(), vcd: str | None = None, deadline=None):
-    """Run ``dut`` with the given async testbenches; waves only if ``SME_WAVES`` is set."""
+def run_sim(dut, *testbenches, processes=(), vcd: str | None = None, deadline=None,
+            max_cycles=20_000):
+    """Run ``dut`` with the given async testbenches until they all return; fail (instead of
+    hanging) if they have not after ``max_cycles``.  Waves only if ``SME_WAVES`` names a file.
+    ``deadline`` (seconds of simulated time) instead runs for exactly that long."""
     sim = Simulator(dut)
     sim.add_clock(1e-8)
+    finished = []
+
+    def wrap(tb):
+        async def run(ctx):
+            await tb(ctx)
+            finished.append(tb)
+        return run
+
     for tb in testbenches:
-        sim.add_testbench(tb)
+        sim.add_testbench(wrap(tb))
     for p in processes:
         sim.add_process(p)
+
+    async def watchdog(ctx):
+        cycles = 0
+        while len(finished) < len(testbenches):
+            await ctx.tick()
+            cycles += 1
+            assert cycles < max_cycles, \
+                f"testbenches still waiting after {max_cycles} cycles (a hang or a lost transfer)"
+
+    if not deadline:
+        sim.add_testbench(watchdog)
     vcd = vcd or os.environ.get("SME_WAVES")
+
+    def go():
+        sim.run_until(deadline) if deadline else sim.run()
+
     if vcd:
         with sim.write_vcd(vcd):
-            sim.run_until(deadline) if deadline else sim.run()
+            go()
     else:
-        sim.run_until(deadline) if deadline else sim.run()
+        go()
 
 
 async def stall(ctx, rng, p_idle):

@@ -27,7 +27,9 @@ def run_program(cfg, p, X, seed, p_idle=0.3):
             got.append(await tile_vector(ctx, tile, x, p.shape[1], rng))
         status["end"] = ctx.get(tile.status)
 
-    run_sim(h.top, tb, processes=[h.monitor])
+    img_words = ti.frame_words(cfg, p.n_steps)
+    per_vec = p.shape[0] + p.shape[1] + vmm.predicted_cycles(p) + tile.latency + 10
+    run_sim(h.top, tb, processes=[h.monitor], max_cycles=4 * (img_words + len(X) * per_vec) + 500)
     Y, clipped = vmm.run(p, X)
     what = f"{cfg.name} {p.options} shape {p.shape} n_steps {p.n_steps}"
     assert status["load"].loaded and tile_error(status["load"]) == ti.TileError.NONE, \
