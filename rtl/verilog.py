@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 from amaranth.back import verilog
-from amaranth.lib import wiring
+from amaranth.lib import data, wiring
 
 from golden import tile_image as ti
 from golden.config import PRESETS, SMEConfig, preset
@@ -41,6 +41,21 @@ def port_list(component: wiring.Component) -> list[dict]:
     return ports
 
 
+def layout_fields(layout, prefix="") -> dict:
+    """Flattened ``{field path: [offset, width]}`` of a struct/array layout (for benches that
+    pack payloads without Amaranth)."""
+    out = {}
+    for key, field in layout:
+        name = f"{prefix}{key}"
+        sub = field.shape
+        if isinstance(sub, (data.StructLayout, data.ArrayLayout)):
+            for k, (o, w) in layout_fields(sub, f"{name}.").items():
+                out[k] = [field.offset + o, w]
+        else:
+            out[name] = [field.offset, field.width]
+    return out
+
+
 def emit(cfg: SMEConfig, top: str = "sme_tile") -> tuple[str, dict]:
     """Verilog text and sidecar dict of one top for one config."""
     component = _tops()[top](cfg)
@@ -52,6 +67,10 @@ def emit(cfg: SMEConfig, top: str = "sme_tile") -> tuple[str, dict]:
                     "image_version": ti.VERSION, "cell_words": ti.cell_words(cfg),
                     "desc_words": ti.desc_words(cfg), "latency": component.latency},
         "ports": port_list(component),
+        "payloads": {name: layout_fields(getattr(component.layouts, lay)) for name, lay in
+                     (("i_load", "load"), ("i_vec", "vin"), ("o_vec", "vout"),
+                      ("status", "status"))},
+        "errors": {e.name: e.value for e in ti.TileError},
     }
     return text, sidecar
 
