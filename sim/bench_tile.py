@@ -141,15 +141,23 @@ async def _run_program(b, io, name, p, m, mutate=False):
 
 @cocotb.test()
 async def tile_vectors(dut):
-    """Programs from `sme compile`, random vectors, the configured idle/backpressure."""
+    """Programs from `sme compile`, random vectors, under each idle/backpressure pair of the
+    sweep (``SME_IDLE`` and ``SME_BACKPRESSURE`` are comma-separated lists, paired)."""
     b = Bench(dut, salt=1)
-    io = TileIO(b, b.pattern("SME_IDLE", salt=1), b.pattern("SME_BACKPRESSURE", salt=2))
+    idles = env_str("SME_IDLE", "none").split(",")
+    bps = env_str("SME_BACKPRESSURE", "none").split(",")
+    assert len(idles) == len(bps), "SME_IDLE and SME_BACKPRESSURE must pair up"
+    io = TileIO(b, Pattern(), Pattern())
     await b.reset()
     m = env_int("SME_VECTORS", 4)
     mutate = env_str("SME_MUTATE", "0") == "1"
     bad = []
-    for name, p in _programs(b.cfg):
-        bad += (await _run_program(b, io, name, p, m, mutate))[0]
+    for j, (idle, bp) in enumerate(zip(idles, bps)):
+        io.ld.idle = io.vi.idle = Pattern(idle, seed=b.seed * 1000 + 10 * j + 1)
+        io.sink.backpressure = Pattern(bp, seed=b.seed * 1000 + 10 * j + 2)
+        for name, p in _programs(b.cfg):
+            more = (await _run_program(b, io, name, p, m, mutate))[0]
+            bad += [f"[idle {idle}, backpressure {bp}] {line}" for line in more]
     assert not bad, b.msg("\n".join(bad))
 
 

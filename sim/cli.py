@@ -43,7 +43,7 @@ def matrix_jobs(targets, seeds, sim):
         for seed in seeds:
             jobs.append((f"{target} tile frames+reset s{seed}", lambda t=target, s=seed: run_tile(
                 t, ["tile_bad_frames", "tile_reset_mid_vector"], sim=sim, seed=s,
-                idle="random", backpressure="random", programs=1, small=True)))
+                idle="random", backpressure="random", programs=1, small=big)))
             for pat in PATTERNS_RUN:
                 jobs.append((f"{target} tile {pat} s{seed}", lambda t=target, s=seed, p=pat:
                              run_tile(t, ["tile_vectors"], sim=sim, seed=s, idle=p,

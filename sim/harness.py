@@ -341,7 +341,8 @@ def run_tile(target: str, tests: list[str] | None = None, *, sim: str | None = N
     e = {"SME_PROGRAMS": os.pathsep.join(map(str, paths)), "SME_IDLE": idle,
          "SME_BACKPRESSURE": backpressure, "SME_VECTORS": vectors}
     e.update(env or {})
-    name = run or f"tile-{'-'.join(tests) if tests else 'all'}-{idle}-{backpressure}-s{seed}"
+    pats = f"{idle}-{backpressure}".replace(",", "+")
+    name = run or f"tile-{'-'.join(tests) if tests else 'all'}-{pats}-s{seed}"
     return run_bench("bench_tile", "sme_tile", target, sim=sim, tests=tests, env=e, run=name,
                      seed=seed)
 
