@@ -47,10 +47,10 @@ import numpy as np
 from .config import SMEConfig
 from .program import Program
 
-__all__ = ["MAGIC", "VERSION", "HEADER_WORDS", "TileError", "TileImageError", "bits",
-           "config_id", "hardware_dict", "HARDWARE_FIELDS", "desc_fields", "desc_bits", "cell_bits_per_word", "cell_words",
-           "desc_words", "fits_tile", "build_image", "check_image", "frame_words",
-           "crc32_words"]
+__all__ = ["MAGIC", "VERSION", "HEADER_WORDS", "HARDWARE_FIELDS", "TileError", "TileImageError",
+           "bits", "config_id", "hardware_dict", "desc_fields", "row_fields", "desc_bits",
+           "cell_bits_per_word", "cell_words", "desc_words", "frame_words", "fits_tile",
+           "cell_items", "desc_items", "build_image", "check_image", "crc32_words"]
 
 MAGIC = 0x54454D53
 VERSION = 1

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from amaranth.hdl import unsigned, signed
 from amaranth.lib import data, enum, wiring
-from amaranth.lib.wiring import In, Out
+from amaranth.lib.wiring import Out
 
 from golden import tile_image as ti
 from golden.config import SMEConfig

@@ -67,7 +67,8 @@ class Splice(wiring.Component):
 
         # Stage A: shifted, signed terms of every lane.
         va = [Signal(name=f"va{lane}") for lane in range(cfg.tile_xbars)]
-        og = [Signal(len(i.payload.lanes[0].tag.outgroup), name=f"og{lane}") for lane in range(cfg.tile_xbars)]
+        og_width = len(i.payload.lanes[0].tag.outgroup)
+        og = [Signal(og_width, name=f"og{lane}") for lane in range(cfg.tile_xbars)]
         terms = [[Signal(signed(width), name=f"term{lane}_{c}") for c in range(cfg.ou_cols)]
                  for lane in range(cfg.tile_xbars)]
         clips = Signal(lay.delta)

@@ -7,8 +7,8 @@ import pytest
 
 from golden import compiler, tile_image as ti, vmm
 from golden.config import preset
-from tests.rtl_support import (TileHarness, fitting_layer, random_program, run_sim, seeded, tile_error, tile_load,
-                               tile_vector)
+from tests.rtl_support import (TileHarness, fitting_layer, random_program, run_sim, seeded,
+                               tile_error, tile_load, tile_vector)
 
 PRESETS = ["tiny", "tiny_mlc", "fpga_small"]
 
