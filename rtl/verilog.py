@@ -1,7 +1,7 @@
 """Verilog emission: one file per top per preset, with a JSON sidecar (config + ports).
 
 ``sme verilog [--preset NAME | --all-presets] [-o DIR]`` (or ``python -m rtl.verilog``) writes
-``DIR/<preset>/<top>.v`` and ``DIR/<preset>/<top>.json``.  Output is reproducible: no source
+``DIR/<preset>/<top>.v`` and ``DIR/<preset>/<top>.json`` for the tile top (``--top`` also emits the blocks).  Output is reproducible: no source
 locations (``emit_src=False``), sorted JSON.
 """
 
@@ -18,15 +18,23 @@ from amaranth.lib import data, wiring
 from golden import tile_image as ti
 from golden.config import PRESETS, SMEConfig, preset
 
-__all__ = ["TOPS", "emit", "emit_preset", "port_list", "register", "main"]
+__all__ = ["TOPS", "ALL_TOPS", "emit", "emit_preset", "port_list", "payload_fields",
+           "layout_fields", "register", "main"]
 
 
 def _tops():
+    from .controller import Controller
+    from .scheduler import Scheduler
+    from .splice import Splice
     from .tile import Tile
-    return {"sme_tile": Tile}
+    from .xbar_emulator import XbarEmulator
+    return {"sme_tile": Tile, "sme_scheduler": Scheduler, "sme_xbar_emulator": XbarEmulator,
+            "sme_splice": Splice, "sme_controller": Controller}
 
 
+#: Tops written by default (``--top`` adds the blocks, for block-level benches).
 TOPS = ("sme_tile",)
+ALL_TOPS = ("sme_tile", "sme_scheduler", "sme_xbar_emulator", "sme_splice", "sme_controller")
 
 
 def port_list(component: wiring.Component) -> list[dict]:
@@ -56,6 +64,16 @@ def layout_fields(layout, prefix="") -> dict:
     return out
 
 
+def payload_fields(component: wiring.Component) -> dict:
+    """``{verilog port: {field path: [offset, width]}}`` for every port with a layout."""
+    out = {}
+    for path, _, value in component.signature.flatten(component):
+        if isinstance(value, data.View) and isinstance(
+                value.shape(), (data.StructLayout, data.ArrayLayout)):
+            out["__".join(str(p) for p in path)] = layout_fields(value.shape())
+    return out
+
+
 def emit(cfg: SMEConfig, top: str = "sme_tile") -> tuple[str, dict]:
     """Verilog text and sidecar dict of one top for one config."""
     component = _tops()[top](cfg)
@@ -65,22 +83,21 @@ def emit(cfg: SMEConfig, top: str = "sme_tile") -> tuple[str, dict]:
         "derived": {"tile_steps": cfg.tile_steps, "accumulator_bits": cfg.accumulator_bits,
                     "adc_max": cfg.adc_max, "config_id": ti.config_id(cfg),
                     "image_version": ti.VERSION, "cell_words": ti.cell_words(cfg),
-                    "desc_words": ti.desc_words(cfg), "latency": component.latency},
+                    "desc_words": ti.desc_words(cfg),
+                    "latency": getattr(component, "latency", None)},
         "ports": port_list(component),
-        "payloads": {name: layout_fields(getattr(component.layouts, lay)) for name, lay in
-                     (("i_load", "load"), ("i_vec", "vin"), ("o_vec", "vout"),
-                      ("status", "status"))},
+        "payloads": payload_fields(component),
         "errors": {e.name: e.value for e in ti.TileError},
     }
     return text, sidecar
 
 
-def emit_preset(name: str, out_dir: str | Path) -> list[Path]:
+def emit_preset(name: str, out_dir: str | Path, tops=TOPS) -> list[Path]:
     cfg = preset(name)
     out = Path(out_dir) / name
     out.mkdir(parents=True, exist_ok=True)
     written = []
-    for top in TOPS:
+    for top in tops:
         text, sidecar = emit(cfg, top)
         (out / f"{top}.v").write_text(text)
         (out / f"{top}.json").write_text(json.dumps(sidecar, indent=2, sort_keys=True) + "\n")
@@ -95,6 +112,8 @@ def _add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--all-presets", action="store_true", help="every preset")
     p.add_argument("-o", "--out", default="build/verilog", help="output directory "
                    "(default: build/verilog)")
+    p.add_argument("--top", action="append", choices=ALL_TOPS, default=None,
+                   help="top to emit (repeatable; default: sme_tile)")
 
 
 def register(subparsers) -> argparse.ArgumentParser:
@@ -115,7 +134,7 @@ def main(args) -> int:
             print(f"sme verilog: {e}", file=sys.stderr)
             return 2
     for name in names:
-        for path in emit_preset(name, args.out):
+        for path in emit_preset(name, args.out, tuple(args.top or TOPS)):
             print(path)
     return 0
 
