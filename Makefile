@@ -47,6 +47,7 @@ fpga: $(VENV_OK)          ## bitstream + JSON summary into build/$(BOARD)/
 bench: $(VENV_OK)         ## every benchmark script (prints figures; none of them is a test)
 	$(PY) benchmarks/bench_golden.py
 	$(PY) benchmarks/bench_report.py
+	$(PY) benchmarks/bench_rtl.py
 
 clean:
 	rm -rf build
