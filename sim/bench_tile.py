@@ -8,7 +8,9 @@ cycles (scheduler handshakes inside the tile, which must be consecutive) against
 ``golden.vmm.predicted_cycles``, and that ``status`` returns to idle without error.
 
 Environment: ``SME_IDLE`` (driver idle on ``i_load``/``i_vec``) and ``SME_BACKPRESSURE``
-(``o_vec`` sink): none | periodic | random; ``SME_VECTORS`` vectors per program;
+(``o_vec`` sink): none | periodic | random (``tile_vectors`` takes comma-separated lists, paired
+up, and sweeps them in one run; the other tests use the first); ``SME_VECTORS`` vectors per
+program;
 ``SME_SOAK_CYCLES`` (``tile_soak`` only); ``SME_MUTATE=1`` falsifies one expected output (the
 bench must then fail: see ``tests/test_cocotb_tile.py``).
 """

@@ -18,7 +18,7 @@ from cocotb.triggers import ClockCycles, RisingEdge
 from golden.config import SMEConfig
 from rtl.layouts import Layouts
 
-from .streams import Pattern
+from .streams import Pattern, unpack
 
 __all__ = ["CLOCK_NS", "Bench", "env_int", "env_str"]
 
@@ -59,7 +59,7 @@ class Bench:
 
     def pattern(self, var: str, default: str = "none", salt: int = 0) -> Pattern:
         """The idle/backpressure :class:`Pattern` named by environment variable ``var``."""
-        return Pattern(kind=env_str(var, default), seed=self.seed * 1000 + salt)
+        return Pattern(kind=env_str(var, default).split(",")[0], seed=self.seed * 1000 + salt)
 
     def cycle(self) -> int:
         return int(get_sim_time("ns")) // CLOCK_NS
@@ -73,10 +73,6 @@ class Bench:
         self.dut.rst.value = 0
         await RisingEdge(self.clk)
 
-    def set_bits(self, port, layout, value) -> None:
-        from .streams import pack
-        port.value = pack(layout, value)
-
     def get(self, port, layout):
-        from .streams import unpack
+        """The value of ``port`` unpacked with ``layout``."""
         return unpack(layout, port.value)
