@@ -167,6 +167,44 @@ def cmd_stats(args) -> int:
     return 0
 
 
+# ---- simulate (RTL tile in Amaranth's simulator) -----------------------------------------------
+
+def check_on_tile(prog, X, p_idle: float = 0.0, seed: int = 0) -> tuple[bool, str]:
+    """Run ``X`` through the RTL tile (Amaranth simulator) and compare with the golden model:
+    outputs, clipped samples and issue cycles per vector.  Returns (ok, one-line summary)."""
+    from golden.tile_image import TileError
+    from golden.vmm import predicted_cycles, run
+    from sim.amaranth_tile import simulate
+
+    res = simulate(prog, X, p_idle=p_idle, seed=seed)
+    if res.error:
+        return False, f"the tile refused the program: {TileError(res.error).name}"
+    Y, clipped = run(prog, X)
+    want = predicted_cycles(prog)
+    same = np.array_equal(res.outputs, Y)
+    cycles_ok = all(c == want for c in res.issue_cycles)
+    clip_ok = res.clipped == clipped
+    return same and cycles_ok and clip_ok, (
+        f"RTL outputs equal golden: {same}; issue cycles/vector RTL {sorted(set(res.issue_cycles))}"
+        f" vs model {want}; clipped RTL {res.clipped} vs golden {clipped}; "
+        f"{res.sim_cycles} cycles simulated")
+
+
+def cmd_simulate(args) -> int:
+    from golden.program import load
+    from golden.tile_image import TileImageError
+    from golden.vmm import InputError, check_inputs
+
+    prog = load(args.program)
+    try:
+        X = check_inputs(load_npy(args.inputs, "inputs"), prog)
+        ok, summary = check_on_tile(prog, X, p_idle=args.idle, seed=args.seed)
+    except (InputError, TileImageError) as e:
+        raise UserError(str(e)) from None
+    print(summary)
+    return 0 if ok else 1
+
+
 # ---- demo -------------------------------------------------------------------------------------
 
 def cmd_demo(args) -> int:
@@ -204,7 +242,20 @@ def cmd_demo(args) -> int:
     print(f"  baseline ISAAC dense: {b['isaac']['crossbars']} crossbars, "
           f"{b['isaac']['cycles']} cycles/vector; SRE: {b['sre']['cycles']} cycles/vector")
     print(f"  programs and inputs in {out}/ (try: sme stats {out}/demo_row.smeprog)")
-    return 0 if ok else 1
+
+    # The same flow on the RTL: a layer small enough for one tile of the `fpga_small` preset
+    # (4 crossbars of 32 x 32), run on the Amaranth tile with random stalls on every stream.
+    small = preset("fpga_small")
+    w = rng.laplace(0.0, 1.0, size=(32, 16))
+    w[np.abs(w) < np.quantile(np.abs(w), 0.5)] = 0            # half the weights pruned
+    qt, _ = quantize(w, small)
+    prog = compile_matrix(qt, small, squeeze="segment", meta={"source": "synthetic demo"})
+    save(prog, out / "demo_tile.smeprog")
+    Xt = rng.integers(0, small.max_input + 1, size=(3, 32))
+    tile_ok, summary = check_on_tile(prog, Xt, p_idle=0.3, seed=args.seed)
+    print(f"RTL tile (preset fpga_small, 32x16 layer, segment squeeze, random stalls):\n  "
+          f"{summary}")
+    return 0 if ok and tile_ok else 1
 
 
 # ---- entry point ------------------------------------------------------------------------------
@@ -241,6 +292,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("program")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_stats)
+
+    p = sub.add_parser("simulate", help="run a program on the RTL tile (Amaranth simulator) "
+                                        "and check it against the golden model")
+    p.add_argument("program")
+    p.add_argument("--inputs", required=True, help="M x K .npy of unsigned integers")
+    p.add_argument("--idle", type=float, default=0.0,
+                   help="probability of an idle cycle before each stream transfer")
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=cmd_simulate)
 
     p = sub.add_parser("demo", help="compile, run and check a built-in example layer")
     add_cfg(p)
