@@ -13,8 +13,9 @@ from __future__ import annotations
 import cocotb
 from cocotb.triggers import ClockCycles, RisingEdge
 
-from tests.rtl_support import issue_trace, random_program
+from tests.rtl_support import issue_trace
 
+from .models import random_valid_program as random_program
 from .streams import Pattern, StreamSink, high, pack
 from .tb import Bench, env_int
 

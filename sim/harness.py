@@ -183,8 +183,9 @@ def build(sim: str, target: str, top: str):
         runner = get_runner(sim)
         kw = {}
         if sim == "verilator":
-            kw["build_args"] = ["-Wno-fatal"] + (["--trace-fst", "--trace-structs"] if waves
-                                                 else [])
+            # FST needs lz4.h (liblz4-dev) to build; without it Verilator writes VCD.
+            fst = Path("/usr/include/lz4.h").exists()
+            kw["build_args"] = ["-Wno-fatal"] + (["--trace-fst"] if waves and fst else [])
         runner.build(sources=[v], hdl_toplevel=top, build_dir=top_dir, timescale=("1ns", "1ps"),
                      waves=waves, always=(was != str(int(waves))),
                      log_file=top_dir / "build.log", **kw)
@@ -321,9 +322,10 @@ def run_bench(bench: str, top: str, target: str, *, sim: str | None = None,
     except (SystemExit, RuntimeError):
         pass              # failing tests or a crashed simulator: judged from the results below
     seconds = time.monotonic() - t0
-    dump = run_dir / "dump.fst"                       # Verilator's fixed name: one per run
-    if dump.exists():
-        dump.replace(run_dir / f"{run}.fst")
+    for ext in ("fst", "vcd"):                         # Verilator's fixed names: one per run
+        dump = run_dir / f"dump.{ext}"
+        if dump.exists():
+            dump.replace(run_dir / f"{run}.{ext}")
     try:
         n_tests, n_failed = get_results(results)
     except (RuntimeError, OSError, FileNotFoundError):

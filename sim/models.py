@@ -17,7 +17,8 @@ from golden.config import SMEConfig
 from golden.program import Program
 from golden.vmm import predicted_cycles, run
 
-__all__ = ["VectorExpectation", "tile_expected", "splice_accumulate", "wrap_signed"]
+__all__ = ["VectorExpectation", "tile_expected", "splice_accumulate", "wrap_signed",
+           "random_valid_program"]
 
 
 @dataclass
@@ -58,3 +59,17 @@ def splice_accumulate(cfg: SMEConfig, samples) -> tuple[list[int], int]:
                 acc[og * cfg.ou_cols + c] += (-1) ** sign * (v << sh)
                 clips += int(clip[c])
     return [wrap_signed(a, cfg.accumulator_bits) for a in acc], clips
+
+
+def random_valid_program(cfg: SMEConfig, rng, **kw) -> Program:
+    """``tests.rtl_support.random_program`` (the Amaranth tests' generator), drawn again while
+    it produces a program ``golden.program.validate`` rejects: it can leave a step empty,
+    which validate forbids (a step index must be below the activation count)."""
+    from golden.program import ProgramError
+    from tests.rtl_support import random_program
+    for _ in range(100):
+        try:
+            return random_program(cfg, rng, **kw)
+        except ProgramError:
+            continue
+    raise RuntimeError("random_program produced no valid program in 100 draws")
