@@ -55,7 +55,9 @@ TARGETS: dict[str, tuple[str, dict]] = {
 }
 
 #: Files whose content decides the emitted Verilog (cache key).
-_RTL_INPUTS = ("rtl/*.py", "golden/config.py", "golden/tile_image.py")
+_RTL_INPUTS = ("rtl/tile.py", "rtl/controller.py", "rtl/scheduler.py", "rtl/splice.py",
+               "rtl/xbar_emulator.py", "rtl/layouts.py", "rtl/verilog.py", "golden/config.py",
+               "golden/tile_image.py")
 
 
 def target_config(target: str) -> SMEConfig:
