@@ -30,7 +30,7 @@ class SimTransport(Transport):
     name = "simulated serial line"
 
     def __init__(self, dut, divisor: int, *, baud: int = DEFAULT_BAUD, period: float = 1e-8,
-                 vcd: str | None = None):
+                 vcd: str | None = None, testbenches=()):
         self.dut = dut
         self.divisor = divisor
         self.baud = baud
@@ -44,6 +44,8 @@ class SimTransport(Transport):
         self.sim.add_clock(period)
         self.sim.add_testbench(self._drive, background=True)
         self.sim.add_testbench(self._watch, background=True)
+        for tb in testbenches:                  # e.g. probes of internal signals
+            self.sim.add_testbench(tb, background=True)
         self.now = 0.0
         self._vcd = self.sim.write_vcd(vcd) if vcd else None
         if self._vcd:

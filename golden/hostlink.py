@@ -1,0 +1,387 @@
+"""The host side of the FPGA host link: frame format, CRC and the client (pure Python + numpy).
+
+The same code drives a real board over a serial port (``sme board run``) and the whole-board
+simulation (``tests/test_board_sim.py``); only the byte :class:`Transport` differs.  The gateware
+side is ``rtl/hostlink.py``.
+
+Frames, version 1 (all multi-byte integers little-endian)::
+
+    request  (host -> board)   0xA5  cmd  len_lo len_hi  payload[len]  crc_lo crc_hi
+    reply    (board -> host)   0x5A  code len_lo len_hi  payload[len]  crc_lo crc_hi
+
+The CRC is CRC-16/CCITT-FALSE: polynomial 0x1021 (x^16 + x^12 + x^5 + 1), initial value 0xFFFF,
+bits MSB first, no reflection, no final XOR (check value 0x29B1 for b"123456789").  It covers
+``cmd``/``code``, the length and the payload, not the sync byte.  ``len`` is at most the board's
+``max_payload`` (reported by STATUS; :data:`MAX_PAYLOAD` by default).
+
+Commands and their replies (a reply's ``code`` repeats the command):
+
+``STATUS`` (0x01, no payload)
+    Reply: :data:`STATUS_FORMAT` (see :class:`Status`).
+``RESET`` (0x02, no payload)
+    Resets the tile (the program is gone) and the link (result queue, load position).  Reply: empty.
+``LOAD`` (0x03)
+    Payload: u32 ``offset | FINAL << 31``, then whole 32-bit words of the tile load image
+    (``golden/tile_image.py``) starting at word ``offset``.  ``offset`` must equal the board's
+    load position (words taken since the last final chunk or reset); FINAL marks the image's last
+    word.  Reply: u32 the new load position (0 after a final chunk).
+``RUN`` (0x04)
+    Payload: M >= 1 whole input vectors of K elements, each ``ceil(input_bits / 8)`` bytes.
+    Needs a loaded program; the M x N results must fit in the result queue beside the results
+    not read yet.  Reply: u16 M.  Results follow in the queue as the tile produces them.
+``READ`` (0x05, no payload)
+    Takes up to ``max_payload // 4`` results from the queue (as many as are there now).  Reply:
+    i32 per result, in output order, vector after vector.
+
+A bad request changes nothing on the board and is answered with an ``ERROR`` (0xFF) reply,
+payload ``(error, cmd)`` (:class:`LinkError`): a CRC mismatch, an unknown command, a bad length
+(also a ``len`` above ``max_payload``: the board then waits for the line to go quiet first), a
+timeout inside a frame (no byte for ``timeout`` cycles), a load offset that is not the board's
+load position, RUN without a program, RUN whose results do not fit.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import struct
+import time
+
+import numpy as np
+
+from . import tile_image as ti
+from .config import SMEConfig
+from .program import Program
+
+__all__ = ["SYNC_REQ", "SYNC_REP", "MAX_PAYLOAD", "VERSION", "DEFAULT_BAUD", "Cmd", "LinkError",
+           "crc16", "encode_request", "encode_reply", "FrameDecoder", "Status", "STATUS_FORMAT",
+           "HostLinkError", "NoBoardError", "Transport", "SerialTransport", "Client",
+           "element_bytes", "FINAL"]
+
+SYNC_REQ = 0xA5
+SYNC_REP = 0x5A
+VERSION = 1
+MAX_PAYLOAD = 256
+DEFAULT_BAUD = 115200
+FINAL = 1 << 31
+
+
+class Cmd(enum.IntEnum):
+    STATUS = 0x01
+    RESET = 0x02
+    LOAD = 0x03
+    RUN = 0x04
+    READ = 0x05
+    ERROR = 0xFF      #: reply code only
+
+
+class LinkError(enum.IntEnum):
+    """Error codes of an ERROR reply (the RTL enum has the same values)."""
+    NONE = 0
+    CRC = 1
+    UNKNOWN_CMD = 2
+    BAD_LENGTH = 3
+    TIMEOUT = 4
+    BAD_OFFSET = 5
+    NO_PROGRAM = 6
+    FULL = 7
+
+
+#: STATUS reply payload: version, flags (bit 0 loaded, 1 busy, 2 load in progress), tile error
+#: code, reserved, clip count, config id, results queued, result queue depth, K, N, max payload,
+#: bad frames seen (wraps).
+STATUS_FORMAT = "<BBBBIIHHHHHH"
+
+
+def crc16(data: bytes, crc: int = 0xFFFF) -> int:
+    """CRC-16/CCITT-FALSE of ``data`` (continuing from ``crc``)."""
+    for byte in data:
+        crc ^= byte << 8
+        for _ in range(8):
+            crc = ((crc << 1) ^ 0x1021) if crc & 0x8000 else (crc << 1)
+            crc &= 0xFFFF
+    return crc
+
+
+def _frame(sync: int, code: int, payload: bytes) -> bytes:
+    body = struct.pack("<BH", code, len(payload)) + bytes(payload)
+    return bytes([sync]) + body + struct.pack("<H", crc16(body))
+
+
+def encode_request(cmd: int, payload: bytes = b"") -> bytes:
+    if len(payload) > 0xFFFF:
+        raise ValueError(f"payload of {len(payload)} bytes does not fit a frame")
+    return _frame(SYNC_REQ, int(cmd), payload)
+
+
+def encode_reply(code: int, payload: bytes = b"") -> bytes:
+    return _frame(SYNC_REP, int(code), payload)
+
+
+class HostLinkError(RuntimeError):
+    """The board answered with an error, garbage, or not at all."""
+
+    def __init__(self, msg: str, code: LinkError | None = None):
+        super().__init__(msg)
+        self.code = code
+
+
+class NoBoardError(HostLinkError):
+    """Nothing answered within the timeout."""
+
+
+class FrameDecoder:
+    """Incremental reply decoder: :meth:`feed` bytes, get back complete ``(code, payload)``
+    frames.  Bytes before a sync byte are skipped; a frame with a bad CRC raises."""
+
+    def __init__(self, sync: int = SYNC_REP):
+        self.sync = sync
+        self.buf = bytearray()
+
+    def feed(self, data: bytes) -> list[tuple[int, bytes]]:
+        self.buf += data
+        out = []
+        while True:
+            start = self.buf.find(bytes([self.sync]))
+            if start < 0:
+                self.buf.clear()
+                return out
+            del self.buf[:start]
+            if len(self.buf) < 4:
+                return out
+            code, n = struct.unpack_from("<BH", self.buf, 1)
+            if len(self.buf) < 6 + n:
+                return out
+            body = bytes(self.buf[1:4 + n])
+            (crc,) = struct.unpack_from("<H", self.buf, 4 + n)
+            del self.buf[:6 + n]
+            if crc16(body) != crc:
+                raise HostLinkError(f"reply with a bad CRC (code 0x{code:02x}, {n} bytes)")
+            out.append((code, body[3:]))
+
+
+@dataclasses.dataclass(frozen=True)
+class Status:
+    version: int
+    loaded: bool
+    busy: bool
+    loading: bool
+    tile_error: ti.TileError
+    clip_count: int
+    config_id: int
+    results: int
+    result_depth: int
+    k: int
+    n: int
+    max_payload: int
+    bad_frames: int
+
+    @classmethod
+    def unpack(cls, payload: bytes) -> "Status":
+        if len(payload) != struct.calcsize(STATUS_FORMAT):
+            raise HostLinkError(f"STATUS reply of {len(payload)} bytes, expected "
+                                f"{struct.calcsize(STATUS_FORMAT)}")
+        (ver, flags, err, _, clips, cid, res, depth, k, n, maxp,
+         bad) = struct.unpack(STATUS_FORMAT, payload)
+        try:
+            terr = ti.TileError(err)
+        except ValueError:
+            raise HostLinkError(f"STATUS reports an unknown tile error code {err}") from None
+        return cls(ver, bool(flags & 1), bool(flags & 2), bool(flags & 4), terr, clips, cid,
+                   res, depth, k, n, maxp, bad)
+
+    def pack(self) -> bytes:
+        flags = int(self.loaded) | int(self.busy) << 1 | int(self.loading) << 2
+        return struct.pack(STATUS_FORMAT, self.version, flags, int(self.tile_error), 0,
+                           self.clip_count, self.config_id, self.results, self.result_depth,
+                           self.k, self.n, self.max_payload, self.bad_frames)
+
+
+def element_bytes(cfg: SMEConfig) -> int:
+    """Bytes per input element in a RUN payload."""
+    return -(-cfg.input_bits // 8)
+
+
+class Transport:
+    """A byte pipe to the board.  ``read`` returns up to ``n`` bytes as soon as at least one has
+    arrived, or ``b""`` after ``timeout`` seconds; ``drain`` discards input until the line is
+    quiet."""
+
+    name = "transport"
+
+    def clock(self) -> float:
+        """Seconds on the transport's own clock (a simulation has its own)."""
+        return time.monotonic()
+
+    def write(self, data: bytes) -> None:
+        raise NotImplementedError
+
+    def read(self, n: int, timeout: float) -> bytes:
+        raise NotImplementedError
+
+    def drain(self, quiet: float) -> None:
+        while self.read(4096, quiet):
+            pass
+
+
+class SerialTransport(Transport):
+    """A serial port through pyserial (imported only here)."""
+
+    def __init__(self, port: str, baud: int = DEFAULT_BAUD):
+        try:
+            import serial
+        except ImportError:
+            raise HostLinkError("pyserial is not installed (pip install pyserial)") from None
+        try:
+            self.ser = serial.Serial(port, baud, timeout=0.05)
+        except (serial.SerialException, OSError) as e:
+            raise NoBoardError(f"cannot open serial port {port}: {e}") from None
+        self.name = f"{port} at {baud} baud"
+
+    def write(self, data: bytes) -> None:
+        self.ser.write(data)
+        self.ser.flush()
+
+    def read(self, n: int, timeout: float) -> bytes:
+        self.ser.timeout = max(timeout, 0.0)
+        out = self.ser.read(1)
+        if out and n > 1:
+            self.ser.timeout = 0
+            out += self.ser.read(min(n - 1, self.ser.in_waiting))
+        return bytes(out)
+
+    def close(self) -> None:
+        self.ser.close()
+
+
+class Client:
+    """Load programs, stream vectors and read results over a :class:`Transport`."""
+
+    def __init__(self, transport: Transport, timeout: float = 2.0, retries: int = 2):
+        self.t = transport
+        self.timeout = timeout
+        self.retries = retries
+        self._status: Status | None = None
+
+    # ---- one request ---------------------------------------------------------------------
+    def request(self, cmd: Cmd, payload: bytes = b"") -> bytes:
+        """Send one request and return the reply payload; raise on an ERROR reply."""
+        self.t.write(encode_request(cmd, payload))
+        dec = FrameDecoder()
+        got_any = False
+        deadline = self.t.clock() + self.timeout
+        while True:
+            left = deadline - self.t.clock()
+            chunk = self.t.read(4096, max(left, 0.0)) if left > 0 else b""
+            if not chunk and left <= 0:
+                if not got_any:
+                    raise NoBoardError(
+                        f"no answer from the board on {self.t.name} within {self.timeout:g} s "
+                        f"(is it programmed with the SME bitstream, and at this baud rate?)")
+                raise HostLinkError(f"incomplete reply to {cmd.name} on {self.t.name}")
+            got_any |= bool(chunk)
+            frames = dec.feed(chunk)
+            if frames:
+                code, body = frames[0]
+                if code == Cmd.ERROR:
+                    err, bad = (body[0], body[1]) if len(body) >= 2 else (0, 0)
+                    try:
+                        err = LinkError(err)
+                    except ValueError:
+                        pass
+                    name = getattr(err, "name", str(err))
+                    raise HostLinkError(f"board rejected {cmd.name}: {name} (cmd 0x{bad:02x})",
+                                        err if isinstance(err, LinkError) else None)
+                if code != cmd:
+                    raise HostLinkError(f"reply code 0x{code:02x} to {cmd.name}")
+                return body
+
+    def _retrying(self, cmd: Cmd, payload: bytes = b"", idempotent: bool = False) -> bytes:
+        """Retry a request the board rejected as corrupted (CRC, timeout: it changed nothing);
+        after a garbled reply only an idempotent request is repeated."""
+        retry_on = {LinkError.CRC, LinkError.TIMEOUT} | ({None} if idempotent else set())
+        for attempt in range(self.retries + 1):
+            try:
+                return self.request(cmd, payload)
+            except NoBoardError:
+                raise
+            except HostLinkError as e:
+                if attempt == self.retries or e.code not in retry_on:
+                    raise
+                self.t.drain(0.05)
+        raise AssertionError("unreachable")
+
+    # ---- commands ------------------------------------------------------------------------
+    def status(self) -> Status:
+        self._status = Status.unpack(self._retrying(Cmd.STATUS, idempotent=True))
+        return self._status
+
+    def reset(self) -> None:
+        self._retrying(Cmd.RESET, idempotent=True)
+
+    def load(self, program: Program) -> Status:
+        st = self.status()
+        want = ti.config_id(program.cfg)
+        if st.config_id != want:
+            raise HostLinkError(
+                f"the board was built for another config (config id 0x{st.config_id:08x}, the "
+                f"program needs 0x{want:08x} = {program.cfg.name!r}); rebuild the bitstream "
+                f"with that preset or compile for the board's preset")
+        words = ti.build_image(program)
+        self.reset()
+        per = (st.max_payload - 4) // 4
+        pos = 0
+        while pos < len(words):
+            chunk = words[pos:pos + per]
+            final = pos + len(chunk) == len(words)
+            head = struct.pack("<I", pos | (FINAL if final else 0))
+            reply = self._retrying(Cmd.LOAD, head + chunk.astype("<u4").tobytes())
+            (nxt,) = struct.unpack("<I", reply)
+            pos += len(chunk)
+            if nxt != (0 if final else pos):
+                raise HostLinkError(f"board load position {nxt}, expected {pos}")
+        st = self.status()
+        deadline = self.t.clock() + self.timeout
+        while st.busy and self.t.clock() < deadline:
+            st = self.status()
+        if not st.loaded or st.tile_error != ti.TileError.NONE:
+            raise HostLinkError(f"the tile rejected the program: {st.tile_error.name}")
+        return st
+
+    def read_results(self, count: int) -> list[int]:
+        out: list[int] = []
+        deadline = self.t.clock() + self.timeout
+        while len(out) < count:
+            body = self._retrying(Cmd.READ)
+            vals = np.frombuffer(body, dtype="<i4")
+            out.extend(int(v) for v in vals)
+            if len(vals):
+                deadline = self.t.clock() + self.timeout
+            elif self.t.clock() > deadline:
+                raise HostLinkError(f"the board produced {len(out)} of {count} results")
+        if len(out) != count:
+            raise HostLinkError(f"the board returned {len(out)} results, expected {count}")
+        return out
+
+    def run(self, X: np.ndarray, cfg: SMEConfig) -> np.ndarray:
+        """Run the vectors ``X`` (M x K) through the loaded program; returns M x N int64."""
+        st = self.status() if self._status is None else self._status
+        if not st.loaded:
+            st = self.status()
+        X = np.asarray(X, dtype=np.int64)
+        if X.ndim == 1:
+            X = X[None, :]
+        k, n = st.k, st.n
+        if X.shape[1] != k:
+            raise HostLinkError(f"vectors have {X.shape[1]} elements, the program takes {k}")
+        eb = element_bytes(cfg)
+        per = max(1, min(st.max_payload // (k * eb), st.result_depth // max(1, n)))
+        Y = np.zeros((len(X), n), dtype=np.int64)
+        for m0 in range(0, len(X), per):
+            xs = X[m0:m0 + per]
+            payload = xs.astype(f"<u{eb}" if eb in (1, 2, 4) else "<u8").tobytes()
+            (m,) = struct.unpack("<H", self._retrying(Cmd.RUN, payload))
+            if m != len(xs):
+                raise HostLinkError(f"board queued {m} vectors, sent {len(xs)}")
+            Y[m0:m0 + len(xs)] = np.array(self.read_results(len(xs) * n)).reshape(len(xs), n)
+        return Y
