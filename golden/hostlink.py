@@ -365,9 +365,10 @@ class Client:
 
     def run(self, X: np.ndarray, cfg: SMEConfig) -> np.ndarray:
         """Run the vectors ``X`` (M x K) through the loaded program; returns M x N int64."""
-        st = self.status() if self._status is None else self._status
+        st = self.status()
         if not st.loaded:
-            st = self.status()
+            raise HostLinkError("the board has no program loaded (NO_PROGRAM); load one first",
+                                LinkError.NO_PROGRAM)
         X = np.asarray(X, dtype=np.int64)
         if X.ndim == 1:
             X = X[None, :]

@@ -119,9 +119,9 @@ class _ULX3SClocks(Elaboratable):
 
     def elaborate(self, platform):
         m = Module()
-        clk25 = platform.request("clk25", dir="-")
+        clk25 = platform.request("clk25", 0)
         p = ecp5_pll_params(25e6, self.freq)
-        clk, lock = Signal(), Signal()
+        clk, lock = Signal(name="pll_clk"), Signal(name="pll_lock")
         m.submodules.pll = Instance(
             "EHXPLLL",
             a_FREQUENCY_PIN_CLKI="25", a_FREQUENCY_PIN_CLKOP=f"{p['freq'] / 1e6:g}",
@@ -136,16 +136,19 @@ class _ULX3SClocks(Elaboratable):
             i_RST=0, i_STDBY=0, i_CLKI=clk25.i, o_CLKOP=clk, i_CLKFB=clk,
             i_PHASESEL0=0, i_PHASESEL1=0, i_PHASEDIR=1, i_PHASESTEP=1, i_PHASELOADREG=1,
             i_PLLWAKESYNC=0, i_ENCLKOP=0, o_LOCK=lock)
-        m.domains.sync = ClockDomain("sync")
-        m.d.comb += ClockSignal("sync").eq(clk)
-        # Hold reset for a while after lock (and while the button is pressed).
+        m.domains.sync = cd_sync = ClockDomain("sync")
+        m.d.comb += cd_sync.clk.eq(clk)
+        # Hold reset for a while after lock (and while the button is pressed); the counter
+        # lives in a reset-less domain on the same clock, or it would reset itself forever.
+        m.domains.por = ClockDomain("por", reset_less=True)
+        m.d.comb += ClockSignal("por").eq(clk)
         por = Signal(8, init=255)
         with m.If(~lock | self.button):
-            m.d.sync += por.eq(255)
+            m.d.por += por.eq(255)
         with m.Elif(por != 0):
-            m.d.sync += por.eq(por - 1)
-        m.d.comb += ResetSignal("sync").eq(por != 0)
-        platform.add_clock_constraint(clk, p["freq"])
+            m.d.por += por.eq(por - 1)
+        m.d.comb += cd_sync.rst.eq(por != 0)
+        platform.add_clock_constraint(cd_sync.clk, p["freq"])
         return m
 
 

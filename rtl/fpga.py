@@ -141,8 +141,9 @@ def _cmd_fpga_build(args) -> int:
     s = build(args.board, args.preset, args.out, baud=args.baud)
     util = ", ".join(f"{k} {v['used']}" + (f"/{v['available']}" if "available" in v else "")
                      for k, v in s["utilization"].items())
+    fmax = s["fmax_sync_mhz"]
     print(f"{s['board']} ({s['device']}, preset {s['preset']}): Fmax "
-          f"{s['fmax_sync_mhz']:.1f} MHz at a {s['clock_mhz']:g} MHz clock "
+          f"{fmax if fmax is None else round(fmax, 1)} MHz at a {s['clock_mhz']:g} MHz clock "
           f"({'met' if s['timing_met'] else 'NOT met'}); {util}")
     print(f"bitstream {s['bitstream']}; summary {Path(args.out) / s['board'] / 'summary.json'}")
     return 0 if s["timing_met"] else 1

@@ -1,0 +1,143 @@
+"""Whole-board simulation: UART + host link + tile (rtl/boards.py BoardCore) in Amaranth's
+simulator, driven over a simulated serial line by the same host code as ``sme board run``
+(golden/hostlink.py Client).  Loads a compiled program, runs vectors, checks them against the
+golden model; bad frames are answered with errors and change nothing; a reset between vectors."""
+
+import struct
+
+import numpy as np
+import pytest
+
+from golden import compiler, quantize, vmm
+from golden import hostlink as hl
+from golden import tile_image as ti
+from golden.config import preset
+from rtl.boards import BoardCore
+from sim.uart_line import SimTransport
+
+DIVISOR = 4          # clocks per bit: keeps the simulation short
+
+
+def fitting_program(cfg, rng, k, n, squeeze):
+    levels = quantize.allowed_levels(cfg)
+    for _ in range(200):
+        q = rng.choice(levels, size=(k, n)) * (rng.random((k, n)) < 0.4)
+        prog = compiler.compile_matrix(q, cfg, squeeze=squeeze)
+        try:
+            ti.fits_tile(prog)
+            return prog
+        except ti.TileImageError:
+            continue
+    raise AssertionError("no random layer fits the tile")
+
+
+@pytest.fixture(scope="module")
+def board():
+    cfg = preset("tiny")
+    core = BoardCore(cfg, divisor=DIVISOR, led_stretch=4, timeout_cycles=40 * 10 * DIVISOR)
+    line = SimTransport(core, DIVISOR)
+    # 0.05 s of line time at 115200 baud = 576 byte times, longer than the board's timeout
+    return cfg, line, hl.Client(line, timeout=0.05)
+
+
+def request_raw(line, frame: bytes):
+    """Send raw bytes, return the decoded replies (code, payload) that follow."""
+    line.write(frame)
+    dec, out = hl.FrameDecoder(), []
+    while not out:
+        chunk = line.read(4096, 0.05)
+        if not chunk:
+            break
+        out += dec.feed(chunk)
+    return out
+
+
+def test_load_run_corrupt_reset(board):
+    cfg, line, client = board
+    rng = np.random.default_rng(7)
+    seed_msg = "[seed 7]"
+    prog = fitting_program(cfg, rng, 10, 8, "segment")
+    X = rng.integers(0, cfg.max_input + 1, size=(5, prog.shape[0]))
+    Y_ref, clipped = vmm.run(prog, X)
+
+    st = client.load(prog)
+    assert st.loaded and st.tile_error == ti.TileError.NONE, seed_msg
+    assert (st.k, st.n) == prog.shape and st.config_id == ti.config_id(cfg)
+    assert np.array_equal(client.run(X[:2], cfg), Y_ref[:2]), seed_msg
+
+    # A corrupted RUN frame (one payload bit flipped): CRC error, nothing queued or run.
+    frame = bytearray(hl.encode_request(hl.Cmd.RUN, X[2].astype("u1").tobytes()))
+    frame[6] ^= 0x10
+    replies = request_raw(line, bytes(frame))
+    assert replies == [(hl.Cmd.ERROR, bytes([hl.LinkError.CRC, hl.Cmd.RUN]))]
+    st = client.status()
+    assert st.loaded and st.results == 0 and st.bad_frames == 1
+
+    # Unknown command, bad length, an over-long length (drained), a LOAD at the wrong offset.
+    assert request_raw(line, hl.encode_request(0x42)) == \
+        [(hl.Cmd.ERROR, bytes([hl.LinkError.UNKNOWN_CMD, 0x42]))]
+    assert request_raw(line, hl.encode_request(hl.Cmd.STATUS, b"x")) == \
+        [(hl.Cmd.ERROR, bytes([hl.LinkError.BAD_LENGTH, hl.Cmd.STATUS]))]
+    assert request_raw(line, bytes([hl.SYNC_REQ, hl.Cmd.RUN, 0xFF, 0xFF, 1, 2, 3])) == \
+        [(hl.Cmd.ERROR, bytes([hl.LinkError.BAD_LENGTH, hl.Cmd.RUN]))]
+    assert request_raw(line, hl.encode_request(hl.Cmd.LOAD, struct.pack("<II", 5, 0))) == \
+        [(hl.Cmd.ERROR, bytes([hl.LinkError.BAD_OFFSET, hl.Cmd.LOAD]))]
+    assert request_raw(line, hl.encode_request(hl.Cmd.RUN, b"\x01" * 3)) == \
+        [(hl.Cmd.ERROR, bytes([hl.LinkError.BAD_LENGTH, hl.Cmd.RUN]))]
+    # A frame cut off mid-way: the board times out and answers TIMEOUT.
+    cut = hl.encode_request(hl.Cmd.RUN, X[2].astype("u1").tobytes())[:7]
+    assert request_raw(line, cut) == [(hl.Cmd.ERROR, bytes([hl.LinkError.TIMEOUT, hl.Cmd.RUN]))]
+
+    st = client.status()
+    assert st.loaded and st.tile_error == ti.TileError.NONE and st.bad_frames == 7
+    assert np.array_equal(client.run(X[2:3], cfg), Y_ref[2:3]), seed_msg
+
+    # The reset button between vectors: the program is gone until it is loaded again.
+    line.pulse_reset()
+    st = client.status()
+    assert not st.loaded and st.bad_frames == 0 and st.results == 0
+    assert request_raw(line, hl.encode_request(hl.Cmd.RUN, X[3].astype("u1").tobytes())) == \
+        [(hl.Cmd.ERROR, bytes([hl.LinkError.NO_PROGRAM, hl.Cmd.RUN]))]
+    with pytest.raises(hl.HostLinkError, match="NO_PROGRAM"):
+        client.run(X[3:4], cfg)
+    client.load(prog)
+    assert np.array_equal(client.run(X[3:], cfg), Y_ref[3:]), seed_msg
+
+    # The RESET command does the same.
+    client.reset()
+    assert not client.status().loaded
+    assert line.framing_errors == 0
+
+
+def test_host_client_retries_corrupted_request(board):
+    """The client resends a request the board rejected with a CRC error."""
+    cfg, line, client = board
+    rng = np.random.default_rng(3)
+    prog = fitting_program(cfg, rng, 6, 4, "row")
+    X = rng.integers(0, cfg.max_input + 1, size=(2, prog.shape[0]))
+    client.load(prog)
+    real_write = line.write
+    flips = iter([True])
+
+    def flaky(data):
+        if next(flips, False):
+            data = bytearray(data)
+            data[-3] ^= 0x01
+        real_write(bytes(data))
+
+    line.write = flaky
+    try:
+        Y = client.run(X, cfg)
+    finally:
+        line.write = real_write
+    assert np.array_equal(Y, vmm.run(prog, X)[0])
+
+
+def test_no_board_answers():
+    """A line with nothing on it gives a clear NoBoardError, not a hang."""
+    cfg = preset("tiny")
+    core = BoardCore(cfg, divisor=DIVISOR)
+    line = SimTransport(core, DIVISOR)
+    line.write = lambda data: None          # the board never hears anything
+    with pytest.raises(hl.NoBoardError, match="no answer from the board"):
+        hl.Client(line, timeout=0.01).status()
