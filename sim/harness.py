@@ -35,7 +35,7 @@ from pathlib import Path
 
 import numpy as np
 
-from golden.config import SMEConfig, preset
+from golden.config import PRESETS, SMEConfig, preset
 
 __all__ = ["ROOT", "SIMS", "TARGETS", "PATTERNS_RUN", "target_config", "build_dir", "emit",
            "build", "run_bench", "run_tile", "BenchResult", "make_programs", "sim_name",
@@ -45,13 +45,11 @@ ROOT = Path(__file__).resolve().parent.parent
 SIMS = ("icarus", "verilator")
 PATTERNS_RUN = ("none", "periodic", "random")      # idle / backpressure sweeps
 
-#: Config targets the benches build: name -> (preset, changes).
+#: Config targets the benches build: name -> (preset, changes): every preset, plus
+#: ``tiny_adc1`` (a 1-bit ADC that clips, so that clip counting is exercised).
 TARGETS: dict[str, tuple[str, dict]] = {
-    "tiny": ("tiny", {}),
-    "tiny_mlc": ("tiny_mlc", {}),
-    "fpga_small": ("fpga_small", {}),
-    "default": ("default", {}),
-    "tiny_adc1": ("tiny", {"adc_bits": 1}),          # clips: exercises clip counting
+    **{name: (name, {}) for name in PRESETS},
+    "tiny_adc1": ("tiny", {"adc_bits": 1}),
 }
 
 #: Files whose content decides the emitted Verilog (cache key).
