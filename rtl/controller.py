@@ -109,16 +109,19 @@ class Controller(wiring.Component):
 
         ld, vi, vo = self.i_load, self.i_vec, self.o_vec
         word = ld.payload.data
+        # ``buf`` shifts in one word per body word, newest at the top: an item of w words
+        # (least significant word first) is the top w words once its last word arrives.
         item = Cat(buf[32:], word)
+        top = 32 * max(cw, dw)
 
         m.d.comb += [
             self.status.busy.eq(state != State.IDLE), self.status.loaded.eq(loaded),
             self.status.error.eq(error), self.status.clip_count.eq(clip_count),
             self.sched.n_steps.eq(n_steps),
             self.xbar.wr.lane.eq(lane), self.xbar.wr.addr.eq(addr),
-            self.xbar.wr.data.eq(item),
+            self.xbar.wr.data.eq(item[top - 32 * cw:]),
             self.sched.wr.lane.eq(lane), self.sched.wr.addr.eq(addr),
-            self.sched.wr.data.eq(item),
+            self.sched.wr.data.eq(item[top - 32 * dw:]),
         ]
         m.d.sync += clip_count.eq(clip_count + self.splice.clip_delta)
 

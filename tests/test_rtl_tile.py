@@ -109,3 +109,22 @@ def test_tile_default_preset_one_vector():
     q = fitting_layer(cfg, rng, cfg, k_max=24, n_max=16)
     p = compiler.compile_matrix(q, cfg, squeeze="segment")
     run_program(cfg, p, rng.integers(0, cfg.max_input + 1, size=(1, q.shape[0])), 3, 0.1)
+
+
+@pytest.mark.parametrize("cfg", [preset("tiny").replace(name="tiny_wide_k", tile_inputs=128),
+                                 preset("fpga_ice40")], ids=lambda c: c.name)
+def test_tile_cell_and_descriptor_items_of_different_word_counts(cfg):
+    """Regression: when a cell item and a descriptor item span different numbers of 32-bit
+    words, each memory must take its own item's words from the load frame."""
+    from sim.amaranth_tile import simulate
+    assert ti.cell_words(cfg) != ti.desc_words(cfg)
+    rng = np.random.default_rng(11)
+    q = np.zeros((6, 4), dtype=np.int64)
+    q[np.arange(4), np.arange(4)] = [1, 2, 1, 3 if cfg.weight_bits > 1 else 1]
+    q[5, 1] = -1
+    prog = compiler.compile_matrix(q, cfg, squeeze="segment")
+    X = rng.integers(0, cfg.max_input + 1, size=(3, 6))
+    res = simulate(prog, X, p_idle=0.2, seed=11)
+    assert res.error == 0
+    np.testing.assert_array_equal(res.outputs, vmm.run(prog, X)[0])
+    assert res.issue_cycles == [vmm.predicted_cycles(prog)] * 3
