@@ -223,7 +223,7 @@ PRESETS: dict[str, SMEConfig] = {
                             tile_xbars=4, tile_inputs=32, tile_outputs=16),
     # fpga_small needs about twice the logic cells and block RAMs of the iCE40 UP5K (iCEBreaker):
     # this one fits it (docs/FPGA.md), with the same 8-bit weights and inputs.
-    "fpga_ice40": SMEConfig(name="fpga_ice40", xbar_rows=16, xbar_cols=16, ou_rows=4,
+    "fpga_ice40": SMEConfig(name="fpga_ice40", xbar_rows=16, xbar_cols=16, ou_rows=3,
                             ou_cols=4, tile_xbars=2, tile_inputs=16, tile_outputs=8),
 }
 

@@ -70,7 +70,11 @@ def warm_yosys() -> None:
 def build(board: str, preset_name: str | None = None, out_dir: str | os.PathLike = "build",
           baud: int = hl.DEFAULT_BAUD, seed: int = 1) -> dict:
     """Build ``board`` with ``preset_name`` (the board's own preset by default) into
-    ``out_dir/<board>/``; returns the summary that is also written as ``summary.json``."""
+    ``out_dir/<board>/``; returns the summary that is also written as ``summary.json``.
+
+    Place and route runs with ``--timing-allow-fail`` so that a summary (with the achieved Fmax)
+    is written either way; ``timing_met`` says whether the board clock was reached, and the CLI
+    exits non-zero when it was not."""
     from .boards import BOARDS, board_top
 
     if board not in BOARDS:
@@ -88,7 +92,7 @@ def build(board: str, preset_name: str | None = None, out_dir: str | os.PathLike
     try:
         platform = spec.make_platform()
         kwargs = dict(name="top", build_dir=str(bdir), do_program=False,
-                      nextpnr_opts=f"--report top.report.json --seed {seed}",
+                      nextpnr_opts=f"--report top.report.json --seed {seed} --timing-allow-fail",
                       script_after_synth="tee -q -o top.stat.json stat -json")
         if family == "ice40":
             kwargs["synth_opts"] = "-dsp"

@@ -1,0 +1,139 @@
+"""FPGA prototype throughput: OU activations per second at each board's achieved clock.
+
+For each board (its preset), a random layer that fills the tile is compiled; the RTL tile runs
+one vector in Amaranth's simulator to measure cycles per vector (input elements in, all steps,
+results out), which is compared with the golden model's issue-cycle count
+(``input_bits * n_steps``).  Throughput = OU activations per vector / cycles per vector x clock,
+at the Fmax from ``build/<board>/summary.json`` if that exists (else at the board clock), and the
+UART host link's own bound at its baud rate.
+
+    .venv/bin/python benchmarks/bench_fpga.py [--build build]
+"""
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+from amaranth.sim import Simulator
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from golden import compiler, quantize, vmm  # noqa: E402
+from golden import hostlink as hl  # noqa: E402
+from golden import tile_image as ti  # noqa: E402
+from golden.config import preset  # noqa: E402
+from rtl.boards import BOARDS  # noqa: E402
+from rtl.tile import Tile  # noqa: E402
+
+
+def filling_program(cfg, rng):
+    levels = quantize.allowed_levels(cfg)
+    best = None
+    for frac in (1.0, 0.75, 0.5, 0.35, 0.25):
+        k = max(1, int(cfg.tile_inputs * frac))
+        n = max(1, int(cfg.tile_outputs * frac))
+        for _ in range(20):
+            q = rng.choice(levels, size=(k, n)) * (rng.random((k, n)) < 0.5)
+            prog = compiler.compile_matrix(q, cfg, squeeze="segment")
+            try:
+                ti.fits_tile(prog)
+            except ti.TileImageError:
+                continue
+            if best is None or prog.n_act > best.n_act:
+                best = prog
+        if best is not None:
+            return best
+    raise SystemExit(f"no random layer fits a {cfg.name} tile")
+
+
+def rtl_cycles_per_vector(prog, x) -> tuple[int, list[int]]:
+    """Cycles from the first input element offered to the last result taken (no stalls)."""
+    tile = Tile(prog.cfg)
+    words = ti.build_image(prog)
+    out, span = [], []
+
+    async def tb(ctx):
+        for i, w in enumerate(words):
+            ctx.set(tile.i_load.payload, {"data": int(w), "last": i == len(words) - 1})
+            ctx.set(tile.i_load.valid, 1)
+            while True:
+                ready = ctx.get(tile.i_load.ready)
+                await ctx.tick()
+                if ready:
+                    break
+        ctx.set(tile.i_load.valid, 0)
+        await ctx.tick()
+        while ctx.get(tile.status.busy):
+            await ctx.tick()
+        st = ctx.get(tile.status)
+        assert st.loaded, f"the tile rejected the program: {st.error}"
+        cycles = 0
+        ctx.set(tile.o_vec.ready, 1)
+        for i, v in enumerate(x):
+            ctx.set(tile.i_vec.payload, {"data": int(v), "last": i == len(x) - 1})
+            ctx.set(tile.i_vec.valid, 1)
+            while True:
+                ready = ctx.get(tile.i_vec.ready)
+                await ctx.tick()
+                cycles += 1
+                if ready:
+                    break
+        ctx.set(tile.i_vec.valid, 0)
+        while len(out) < prog.shape[1]:
+            if ctx.get(tile.o_vec.valid):
+                out.append(ctx.get(tile.o_vec.payload.data))
+            await ctx.tick()
+            cycles += 1
+        span.append(cycles)
+
+    sim = Simulator(tile)
+    sim.add_clock(1e-8)
+    sim.add_testbench(tb)
+    sim.run()
+    return span[0], out
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--build", default="build", help="where build/<board>/summary.json live")
+    ap.add_argument("--seed", type=int, default=1)
+    args = ap.parse_args(argv)
+    rng = np.random.default_rng(args.seed)
+    print(f"{'board':<11} {'preset':<11} {'clock':>9} {'acts/vec':>8} {'golden':>7} "
+          f"{'rtl':>6} {'OU act/s':>10} {'@board clk':>10} {'link vec/s':>10}")
+    for name, spec in BOARDS.items():
+        cfg = preset(spec.preset)
+        prog = filling_program(cfg, rng)
+        x = rng.integers(0, cfg.max_input + 1, size=prog.shape[0])
+        golden_cycles = vmm.predicted_cycles(prog)
+        rtl_cycles, y = rtl_cycles_per_vector(prog, x)
+        want = [int(v) for v in vmm.run(prog, x)[0][0]]
+        assert y == want, f"RTL tile disagrees with the golden model: {y} vs {want}"
+        summary = Path(args.build) / name / "summary.json"
+        fmax = None
+        if summary.exists():
+            s = json.loads(summary.read_text())
+            if s.get("preset") == cfg.name:
+                fmax = s.get("fmax_sync_mhz")
+        clock = fmax * 1e6 if fmax else spec.clock
+        acts = prog.n_act * cfg.input_bits
+        rate = acts / rtl_cycles * clock
+        # Host link bound: RUN request + READ reply bytes per vector, 10 bits per byte.
+        eb = hl.element_bytes(cfg)
+        link_bytes = (6 + prog.shape[0] * eb) + 6 + 4 * prog.shape[1] + 2 * 6
+        link_rate = hl.DEFAULT_BAUD / 10 / link_bytes
+        label = f"{clock / 1e6:.1f}MHz" + ("*" if fmax else "")
+        print(f"{name:<11} {cfg.name:<11} {label:>9} {acts:>8} {golden_cycles:>7} "
+              f"{rtl_cycles:>6} {rate:>10.3g} {acts / rtl_cycles * spec.clock:>10.3g} "
+              f"{link_rate:>10.1f}")
+    print("clock: * = achieved Fmax from the build summary, else the board clock; golden = "
+          "input_bits x steps issue cycles;\nrtl = measured cycles per vector including input "
+          "and output transfer; link = vectors/s the UART link carries at "
+          f"{hl.DEFAULT_BAUD} baud")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
