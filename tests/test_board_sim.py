@@ -141,3 +141,17 @@ def test_no_board_answers():
     line.write = lambda data: None          # the board never hears anything
     with pytest.raises(hl.NoBoardError, match="no answer from the board"):
         hl.Client(line, timeout=0.01).status()
+
+
+@pytest.mark.parametrize("board_name", ["icebreaker"])
+def test_board_preset_end_to_end(board_name):
+    """The preset a board is built with, over the link, against the golden model."""
+    from rtl.boards import BOARDS
+    cfg = preset(BOARDS[board_name].preset)
+    rng = np.random.default_rng(11)
+    prog = fitting_program(cfg, rng, cfg.tile_inputs, cfg.tile_outputs, "segment")
+    X = rng.integers(0, cfg.max_input + 1, size=(2, prog.shape[0]))
+    core = BoardCore(cfg, divisor=DIVISOR, led_stretch=4)
+    client = hl.Client(SimTransport(core, DIVISOR), timeout=0.05)
+    client.load(prog)
+    assert np.array_equal(client.run(X, cfg), vmm.run(prog, X)[0]), "[seed 11]"
