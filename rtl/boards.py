@@ -12,9 +12,10 @@ too if it fits.
 
 import dataclasses
 
-from amaranth.hdl import Cat, ClockDomain, ClockSignal, Elaboratable, Instance, Module, ResetInserter
-from amaranth.hdl import ResetSignal, Signal
-from amaranth.lib import wiring
+from amaranth.hdl import Cat, ClockDomain, ClockSignal, Elaboratable, Instance, Module
+from amaranth.hdl import ResetInserter, Signal
+from amaranth.lib import io, wiring
+from amaranth.lib.cdc import FFSynchronizer
 from amaranth.lib.wiring import In, Out
 
 from golden import hostlink as hl
@@ -110,46 +111,40 @@ def ecp5_pll_params(f_in: float, f_out: float) -> dict:
             if op > 1 else 0, "freq": out, "vco": vco}
 
 
-class _ULX3SClocks(Elaboratable):
-    """25 MHz oscillator -> EHXPLLL -> ``sync`` at ``freq``; reset until lock and on the button."""
-
-    def __init__(self, freq: float, button):
-        self.freq = freq
-        self.button = button
-
-    def elaborate(self, platform):
-        m = Module()
-        clk25 = platform.request("clk25", 0)
-        p = ecp5_pll_params(25e6, self.freq)
-        clk, lock = Signal(name="pll_clk"), Signal(name="pll_lock")
-        m.submodules.pll = Instance(
-            "EHXPLLL",
-            a_FREQUENCY_PIN_CLKI="25", a_FREQUENCY_PIN_CLKOP=f"{p['freq'] / 1e6:g}",
-            a_ICP_CURRENT="12", a_LPF_RESISTOR="8", a_MFG_ENABLE_FILTEROPAMP="1",
-            a_MFG_GMCREF_SEL="2",
-            p_PLLRST_ENA="DISABLED", p_INTFB_WAKE="DISABLED", p_STDBY_ENABLE="DISABLED",
-            p_DPHASE_SOURCE="DISABLED", p_OUTDIVIDER_MUXA="DIVA", p_OUTDIVIDER_MUXB="DIVB",
-            p_OUTDIVIDER_MUXC="DIVC", p_OUTDIVIDER_MUXD="DIVD",
-            p_CLKI_DIV=p["CLKI_DIV"], p_CLKOP_ENABLE="ENABLED", p_CLKOP_DIV=p["CLKOP_DIV"],
-            p_CLKOP_CPHASE=p["CLKOP_CPHASE"], p_CLKOP_FPHASE=0, p_FEEDBK_PATH="CLKOP",
-            p_CLKFB_DIV=p["CLKFB_DIV"],
-            i_RST=0, i_STDBY=0, i_CLKI=clk25.i, o_CLKOP=clk, i_CLKFB=clk,
-            i_PHASESEL0=0, i_PHASESEL1=0, i_PHASEDIR=1, i_PHASESTEP=1, i_PHASELOADREG=1,
-            i_PLLWAKESYNC=0, i_ENCLKOP=0, o_LOCK=lock)
-        m.domains.sync = cd_sync = ClockDomain("sync")
-        m.d.comb += cd_sync.clk.eq(clk)
-        # Hold reset for a while after lock (and while the button is pressed); the counter
-        # lives in a reset-less domain on the same clock, or it would reset itself forever.
-        m.domains.por = ClockDomain("por", reset_less=True)
-        m.d.comb += ClockSignal("por").eq(clk)
-        por = Signal(8, init=255)
-        with m.If(~lock | self.button):
-            m.d.por += por.eq(255)
-        with m.Elif(por != 0):
-            m.d.por += por.eq(por - 1)
-        m.d.comb += cd_sync.rst.eq(por != 0)
-        platform.add_clock_constraint(cd_sync.clk, p["freq"])
-        return m
+def _ulx3s_clocks(m: Module, platform, freq: float, button_in, clk25) -> None:
+    """25 MHz oscillator -> EHXPLLL -> ``sync`` at ``freq``, defined in ``m`` (the top); reset
+    until lock and while ``button`` is pressed."""
+    p = ecp5_pll_params(25e6, freq)
+    clk, lock = Signal(name="pll_clk"), Signal(name="pll_lock")
+    m.submodules.pll = Instance(
+        "EHXPLLL",
+        a_FREQUENCY_PIN_CLKI="25", a_FREQUENCY_PIN_CLKOP=f"{p['freq'] / 1e6:g}",
+        a_ICP_CURRENT="12", a_LPF_RESISTOR="8", a_MFG_ENABLE_FILTEROPAMP="1",
+        a_MFG_GMCREF_SEL="2",
+        p_PLLRST_ENA="DISABLED", p_INTFB_WAKE="DISABLED", p_STDBY_ENABLE="DISABLED",
+        p_DPHASE_SOURCE="DISABLED", p_OUTDIVIDER_MUXA="DIVA", p_OUTDIVIDER_MUXB="DIVB",
+        p_OUTDIVIDER_MUXC="DIVC", p_OUTDIVIDER_MUXD="DIVD",
+        p_CLKI_DIV=p["CLKI_DIV"], p_CLKOP_ENABLE="ENABLED", p_CLKOP_DIV=p["CLKOP_DIV"],
+        p_CLKOP_CPHASE=p["CLKOP_CPHASE"], p_CLKOP_FPHASE=0, p_FEEDBK_PATH="CLKOP",
+        p_CLKFB_DIV=p["CLKFB_DIV"],
+        i_RST=0, i_STDBY=0, i_CLKI=clk25, o_CLKOP=clk, i_CLKFB=clk,
+        i_PHASESEL0=0, i_PHASESEL1=0, i_PHASEDIR=1, i_PHASESTEP=1, i_PHASELOADREG=1,
+        i_PLLWAKESYNC=0, i_ENCLKOP=0, o_LOCK=lock)
+    m.domains.sync = cd_sync = ClockDomain("sync")
+    m.d.comb += cd_sync.clk.eq(clk)
+    # Hold reset for a while after lock (and while the button is pressed); the counter
+    # lives in a reset-less domain on the same clock, or it would reset itself forever.
+    m.domains.por = ClockDomain("por", reset_less=True)
+    m.d.comb += ClockSignal("por").eq(clk)
+    por = Signal(8, init=255)
+    button = Signal()
+    m.submodules.button_sync = FFSynchronizer(button_in, button, o_domain="por")
+    with m.If(~lock | button):
+        m.d.por += por.eq(255)
+    with m.Elif(por != 0):
+        m.d.por += por.eq(por - 1)
+    m.d.comb += cd_sync.rst.eq(por != 0)
+    platform.add_clock_constraint(cd_sync.clk, p["freq"])
 
 
 @dataclasses.dataclass(frozen=True)
@@ -186,20 +181,28 @@ class _Top(Elaboratable):
     def elaborate(self, platform):
         m = Module()
         m.submodules.core = core = self.core
-        uart = platform.request("uart", 0)
-        m.d.comb += [core.rx.eq(uart.rx.i), uart.tx.o.eq(core.tx)]
+
+        def buf(name, direction, *resource):
+            m.submodules[name] = b = io.Buffer(direction, platform.request(*resource, dir="-"))
+            return b
+
+        uart = platform.request("uart", 0, dir="-")
+        m.submodules.uart_rx = rx = io.Buffer("i", uart.rx)
+        m.submodules.uart_tx = tx = io.Buffer("o", uart.tx)
+        m.d.comb += [core.rx.eq(rx.i), tx.o.eq(core.tx)]
         if self.spec.name == "icebreaker":
             # 12 MHz straight from the oscillator: the design's Fmax leaves margin at this
             # clock, and the UART, not the tile, bounds the prototype's throughput.
-            button = platform.request("button", 0)
-            m.d.comb += core.reset_req.eq(button.i)
-            leds = [platform.request("led_g", 0), platform.request("led_r", 0)]
-            m.d.comb += [leds[0].o.eq(core.leds[0] | core.leds[3]), leds[1].o.eq(core.leds[2])]
+            button = buf("button", "i", "button", 0)
+            m.submodules.button_sync = FFSynchronizer(button.i, core.reset_req)
+            green, red = buf("led_g", "o", "led_g", 0), buf("led_r", "o", "led_r", 0)
+            m.d.comb += [green.o.eq(core.leds[0] | core.leds[3]), red.o.eq(core.leds[2])]
         else:
-            button = platform.request("button_fire", 0)
-            m.submodules.clocks = _ULX3SClocks(self.spec.clock, button.i)
+            button = buf("button", "i", "button_fire", 0)
+            _ulx3s_clocks(m, platform, self.spec.clock, button.i,
+                          buf("clk25", "i", "clk25", 0).i)
             for i in range(4):
-                m.d.comb += platform.request("led", i).o.eq(core.leds[i])
+                m.d.comb += buf(f"led{i}", "o", "led", i).o.eq(core.leds[i])
         return m
 
 
