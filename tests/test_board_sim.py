@@ -155,3 +155,10 @@ def test_board_preset_end_to_end(board_name):
     client = hl.Client(SimTransport(core, DIVISOR), timeout=0.05)
     client.load(prog)
     assert np.array_equal(client.run(X, cfg), vmm.run(prog, X)[0]), "[seed 11]"
+
+
+def test_board_core_converts_to_verilog():
+    from amaranth.back import verilog
+    core = BoardCore(preset("tiny"), divisor=DIVISOR)
+    text = verilog.convert(core, name="sme_board", emit_src=False)
+    assert "module sme_board" in text and " rx" in text and " tx" in text

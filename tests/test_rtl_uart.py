@@ -123,6 +123,7 @@ def test_tx_waveform():
     assert tx.cycles_per_byte == 10 * d + 1
 
 
+@pytest.mark.filterwarnings("ignore::amaranth.hdl.UnusedElaboratable")
 def test_divisor_validated():
     with pytest.raises(ValueError):
         UARTRx(3)
