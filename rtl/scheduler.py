@@ -43,12 +43,14 @@ class Scheduler(wiring.Component):
 
     Latency / throughput
     --------------------
-    :attr:`latency` = 2: the first step is valid 2 cycles after ``start``.  With ``o_stream``
+    :attr:`latency` = 3: the first step is valid 3 cycles after ``start`` (the descriptor
+    memory's read data is registered once more before the input-bit selection, which keeps
+    the block RAM's slow output off the ECP5's critical path).  With ``o_stream``
     always ready, steps issue on consecutive cycles with no bubble between steps or input bits,
     so a vector takes exactly ``input_bits * n_steps`` issue cycles.  Stalls hold the payload.
     """
 
-    latency = 2
+    latency = 3
 
     def __init__(self, cfg: SMEConfig):
         self._cfg = cfg
@@ -73,7 +75,11 @@ class Scheduler(wiring.Component):
         last1 = Signal()
         o = self.o_stream
 
-        adv2 = ~o.valid | o.ready
+        v2 = Signal()                       # stage 2: descriptors registered
+        t2 = Signal(lay.t)
+        last2 = Signal()
+        adv3 = ~o.valid | o.ready
+        adv2 = ~v2 | adv3
         adv1 = ~v1 | adv2
         fetch = running & adv1
         last_step = (step == ctrl.n_steps - 1)
@@ -102,12 +108,17 @@ class Scheduler(wiring.Component):
         with m.If(ctrl.start):
             m.d.sync += [running.eq(ctrl.n_steps != 0), step.eq(0), t.eq(0)]
 
-        # Input bit plane t1 of the vector, then one bit per wordline.
-        plane = Signal(cfg.tile_inputs)
-        m.d.comb += plane.eq(Cat(ctrl.x[i].bit_select(t1, 1) for i in range(cfg.tile_inputs)))
+        descs2 = [Signal(lay.desc, name=f"desc2_{lane}") for lane in range(lanes)]
         with m.If(adv2):
-            m.d.sync += [o.valid.eq(v1), o.payload.t.eq(t1), o.payload.last.eq(last1)]
-            for lane, d in enumerate(descs):
+            m.d.sync += [v2.eq(v1), t2.eq(t1), last2.eq(last1)]
+            m.d.sync += [d2.eq(d) for d2, d in zip(descs2, descs)]
+
+        # Input bit plane t2 of the vector, then one bit per wordline.
+        plane = Signal(cfg.tile_inputs)
+        m.d.comb += plane.eq(Cat(ctrl.x[i].bit_select(t2, 1) for i in range(cfg.tile_inputs)))
+        with m.If(adv3):
+            m.d.sync += [o.valid.eq(v2), o.payload.t.eq(t2), o.payload.last.eq(last2)]
+            for lane, d in enumerate(descs2):
                 out = o.payload.lanes[lane]
                 m.d.sync += [
                     out.active.eq(d.active), out.window.eq(d.window),
@@ -117,5 +128,5 @@ class Scheduler(wiring.Component):
                     out.bits.eq(Cat(row.en & plane.bit_select(row.index, 1)
                                     for row in (d.rows[r] for r in range(cfg.ou_rows)))),
                 ]
-        m.d.comb += ctrl.done.eq(~running & ~v1 & ~o.valid)
+        m.d.comb += ctrl.done.eq(~running & ~v1 & ~v2 & ~o.valid)
         return m

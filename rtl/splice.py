@@ -40,11 +40,14 @@ class Splice(wiring.Component):
 
     Latency / throughput
     --------------------
-    :attr:`latency` = 2: a sample accepted in cycle n is in ``acc`` (and counted in
-    ``clip_delta``) in cycle n + 2.  One step of all lanes per cycle.
+    :attr:`latency` = 4: a sample accepted in cycle n is in ``acc`` (and counted in
+    ``clip_delta``) in cycle n + 4.  One step of all lanes per cycle.  Four stages, so that no
+    carry chain follows another in one cycle (the ECP5 prototype runs at 100 MHz): (A) the
+    shift amount and the signed sample of every lane, (B) the shifted terms, (C) the lanes'
+    terms summed per accumulator, (D) the accumulation.
     """
 
-    latency = 2
+    latency = 4
 
     def __init__(self, cfg: SMEConfig):
         self._cfg = cfg
@@ -65,38 +68,62 @@ class Splice(wiring.Component):
 
         m.d.comb += i.ready.eq(1)
 
-        # Stage A: shifted, signed terms of every lane.
-        va = [Signal(name=f"va{lane}") for lane in range(cfg.tile_xbars)]
+        # Stage A: per lane, the shift amount and the signed samples (negating the narrow
+        # sample is cheaper than negating the shifted term).
+        n_lanes = cfg.tile_xbars
+        va = [Signal(name=f"va{lane}") for lane in range(n_lanes)]
         og_width = len(i.payload.lanes[0].tag.outgroup)
-        og = [Signal(og_width, name=f"og{lane}") for lane in range(cfg.tile_xbars)]
-        terms = [[Signal(signed(width), name=f"term{lane}_{c}") for c in range(cfg.ou_cols)]
-                 for lane in range(cfg.tile_xbars)]
-        clips = Signal(lay.delta)
+        og = [Signal(og_width, name=f"og{lane}") for lane in range(n_lanes)]
+        sh = [Signal(range(cfg.splice_shift_max + 1), name=f"sh{lane}")
+              for lane in range(n_lanes)]
+        vals = [[Signal(signed(cfg.effective_adc_bits + 1), name=f"val{lane}_{c}")
+                 for c in range(cfg.ou_cols)] for lane in range(n_lanes)]
+        clips_a = Signal(lay.delta)
         busy_a = Signal()
         m.d.sync += busy_a.eq(i.valid)
         n_clips = 0
-        for lane in range(cfg.tile_xbars):
+        for lane in range(n_lanes):
             s = i.payload.lanes[lane]
             active = i.valid & s.active
-            sh = i.payload.t + s.tag.plane * cfg.cell_bits + s.tag.shift
-            m.d.sync += [va[lane].eq(active), og[lane].eq(s.tag.outgroup)]
+            m.d.sync += [va[lane].eq(active), og[lane].eq(s.tag.outgroup),
+                         sh[lane].eq(i.payload.t + s.tag.plane * cfg.cell_bits + s.tag.shift)]
             for c in range(cfg.ou_cols):
-                mag = (s.samples[c] << sh)[:width]
-                m.d.sync += terms[lane][c].eq(Mux(s.tag.sign, -mag, mag))
+                sample = s.samples[c]
+                m.d.sync += vals[lane][c].eq(Mux(s.tag.sign, -sample, sample))
                 n_clips = n_clips + (active & s.clips[c])
-        m.d.sync += clips.eq(n_clips)
+        m.d.sync += clips_a.eq(n_clips)
 
-        # Stage B: accumulate.
+        # Stage B: the shifted terms.
+        terms = [[Signal(signed(width), name=f"term{lane}_{c}") for c in range(cfg.ou_cols)]
+                 for lane in range(n_lanes)]
+        va2 = [Signal(name=f"va2_{lane}") for lane in range(n_lanes)]
+        og2 = [Signal(og_width, name=f"og2_{lane}") for lane in range(n_lanes)]
+        clips, busy_a2 = Signal(lay.delta), Signal()
+        m.d.sync += [clips.eq(clips_a), busy_a2.eq(busy_a)]
+        for lane in range(n_lanes):
+            m.d.sync += [va2[lane].eq(va[lane]), og2[lane].eq(og[lane])]
+            for c in range(cfg.ou_cols):
+                m.d.sync += terms[lane][c].eq((vals[lane][c] << sh[lane])[:width])
+        va, og = va2, og2
+
+        # Stage C: the lanes' terms of every accumulator, summed.
+        adds = [Signal(signed(width), name=f"add{j}") for j in range(groups * cfg.ou_cols)]
+        busy_b = Signal()
+        m.d.sync += busy_b.eq(busy_a2)
         for g in range(groups):
             for c in range(cfg.ou_cols):
-                acc = ctrl.acc[g * cfg.ou_cols + c]
-                add = sum(Mux(va[lane] & (og[lane] == g), terms[lane][c], 0)
-                          for lane in range(cfg.tile_xbars))
-                with m.If(ctrl.clear):
-                    m.d.sync += acc.eq(0)
-                with m.Else():
-                    m.d.sync += acc.eq(acc + add)
-        delta = Signal(lay.delta)
-        m.d.sync += delta.eq(clips)
-        m.d.comb += [ctrl.clip_delta.eq(delta), ctrl.busy.eq(busy_a)]
+                m.d.sync += adds[g * cfg.ou_cols + c].eq(
+                    sum(Mux(va[lane] & (og[lane] == g), terms[lane][c], 0)
+                        for lane in range(cfg.tile_xbars)))
+
+        # Stage D: accumulate.
+        for j, add in enumerate(adds):
+            acc = ctrl.acc[j]
+            with m.If(ctrl.clear):
+                m.d.sync += acc.eq(0)
+            with m.Else():
+                m.d.sync += acc.eq(acc + add)
+        clips_b, delta = Signal(lay.delta), Signal(lay.delta)
+        m.d.sync += [clips_b.eq(clips), delta.eq(clips_b)]
+        m.d.comb += [ctrl.clip_delta.eq(delta), ctrl.busy.eq(busy_a | busy_a2 | busy_b)]
         return m

@@ -30,6 +30,7 @@ import shutil
 import subprocess
 import sys
 import time
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -226,10 +227,11 @@ def _layer(cfg: SMEConfig, squeeze: str, rng, small: bool = False) -> np.ndarray
 def make_programs(sim: str, target: str, seed: int, count: int = 2,
                   small: bool = False) -> list[Path]:
     """Program files for ``target`` made by the ``sme compile`` CLI from random integer
-    layers: ``count`` programs alternating segment and row squeeze.  Cached by seed."""
+    layers: ``count`` programs alternating segment and row squeeze.  Cached by config and
+    seed (a changed preset gets fresh programs)."""
     cfg = target_config(target)
     name, changes = TARGETS[target]
-    out = build_dir(sim, target) / "programs"
+    out = build_dir(sim, target) / "programs" / f"{zlib.crc32(cfg.to_json().encode()):08x}"
     paths = []
     with _locked(out):
         for i in range(count):

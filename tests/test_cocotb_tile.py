@@ -16,7 +16,7 @@ VECTOR_RUNS = [
     ("tiny_mlc", "random", "random", 4, 2, False),
     ("tiny_adc1", "random", "periodic", 4, 2, False),       # clipping ADC: clip counts
     ("fpga_small", "random", "random", 3, 2, False),
-    ("fpga_ice40", "random", "random", 3, 2, False),      # cell and descriptor word counts differ
+    ("fpga_ice40", "random", "random", 3, 2, False),      # the iCEBreaker's preset
     # default: one load is ~6,000 frame words on a slow-to-simulate design; keep it short.
     ("default", "none", "random", 2, 1, True),
 ]

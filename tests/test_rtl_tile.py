@@ -111,8 +111,10 @@ def test_tile_default_preset_one_vector():
     run_program(cfg, p, rng.integers(0, cfg.max_input + 1, size=(1, q.shape[0])), 3, 0.1)
 
 
-@pytest.mark.parametrize("cfg", [preset("tiny").replace(name="tiny_wide_k", tile_inputs=128),
-                                 preset("fpga_ice40")], ids=lambda c: c.name)
+@pytest.mark.parametrize("cfg", [
+    preset("tiny").replace(name="tiny_wide_k", tile_inputs=128),
+    preset("fpga_ice40").replace(name="ice40_ou4x4", ou_rows=4, ou_cols=4)],
+    ids=lambda c: c.name)
 def test_tile_cell_and_descriptor_items_of_different_word_counts(cfg):
     """Regression: when a cell item and a descriptor item span different numbers of 32-bit
     words, each memory must take its own item's words from the load frame."""

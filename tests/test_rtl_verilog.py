@@ -12,6 +12,7 @@ import pytest
 
 from golden.config import PRESETS, preset
 from rtl import verilog
+from rtl.splice import Splice
 
 FAST = ["tiny", "tiny_mlc", "fpga_small"]
 
@@ -73,7 +74,7 @@ def test_block_tops_compile(tmp_path):
     files = verilog.emit_preset("tiny", tmp_path, verilog.ALL_TOPS)
     assert len(files) == 2 * len(verilog.ALL_TOPS)
     side = json.loads((tmp_path / "tiny" / "sme_splice.json").read_text())
-    assert side["derived"]["latency"] == 2 and "i_stream__payload" in side["payloads"]
+    assert side["derived"]["latency"] == Splice.latency and "i_stream__payload" in side["payloads"]
     if shutil.which("iverilog") is None:
         pytest.skip("iverilog not installed (apt-get install iverilog); emission was checked")
     for top in verilog.ALL_TOPS:
