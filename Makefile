@@ -9,7 +9,7 @@ VENV_OK := .venv/.installed
 
 setup: $(VENV_OK) tools
 tools:                    ## system tools pip cannot provide (Icarus Verilog), via apt-get
-	bash .ci/install-tools
+	@command -v iverilog >/dev/null || bash .ci/install-tools
 $(VENV_OK): pyproject.toml
 	python3 -m venv .venv
 	.venv/bin/pip install -q --upgrade pip

@@ -42,6 +42,7 @@ load position, RUN without a program, RUN whose results do not fit.
 
 from __future__ import annotations
 
+import abc
 import dataclasses
 import enum
 import struct
@@ -202,7 +203,7 @@ def element_bytes(cfg: SMEConfig) -> int:
     return -(-cfg.input_bits // 8)
 
 
-class Transport:
+class Transport(abc.ABC):
     """A byte pipe to the board.  ``read`` returns up to ``n`` bytes as soon as at least one has
     arrived, or ``b""`` after ``timeout`` seconds; ``drain`` discards input until the line is
     quiet."""
@@ -213,11 +214,13 @@ class Transport:
         """Seconds on the transport's own clock (a simulation has its own)."""
         return time.monotonic()
 
+    @abc.abstractmethod
     def write(self, data: bytes) -> None:
-        raise NotImplementedError
+        """Send ``data`` to the board."""
 
+    @abc.abstractmethod
     def read(self, n: int, timeout: float) -> bytes:
-        raise NotImplementedError
+        """Up to ``n`` received bytes (see the class docstring)."""
 
     def drain(self, quiet: float) -> None:
         while self.read(4096, quiet):
