@@ -6,13 +6,13 @@ from functools import reduce
 from operator import xor
 
 from amaranth.hdl import Cat, Const, Module, Signal
-from amaranth.lib import enum, stream, wiring
-from amaranth.lib.wiring import In, Out
+from amaranth.lib import enum
+from amaranth.lib.wiring import Out
 
 from golden import tile_image as ti
 from golden.config import SMEConfig
 
-from .layouts import Layouts, TileError
+from .layouts import TileComponent, TileError, host_members
 from .scheduler import ScheduleControlSignature
 from .splice import SpliceControlSignature
 from .xbar_emulator import XbarControlSignature
@@ -48,7 +48,7 @@ class State(enum.Enum, shape=4):
     DRAIN_VECTOR = 10
 
 
-class Controller(wiring.Component):
+class Controller(TileComponent):
     """Loads a tile image (``golden/tile_image.py``), runs vectors through the scheduler,
     emulator and splice, and emits the results.
 
@@ -69,22 +69,12 @@ class Controller(wiring.Component):
     """
 
     def __init__(self, cfg: SMEConfig):
-        self._cfg = cfg
-        self._lay = lay = Layouts(cfg)
-        super().__init__({
-            "i_load": In(stream.Signature(lay.load)),
-            "i_vec": In(stream.Signature(lay.vin)),
-            "o_vec": Out(stream.Signature(lay.vout)),
-            "status": Out(lay.status),
-            "abort": In(1),
+        super().__init__(cfg, lambda lay: {
+            **host_members(lay),
             "sched": Out(ScheduleControlSignature(lay)),
             "xbar": Out(XbarControlSignature(lay)),
             "splice": Out(SpliceControlSignature(lay)),
         })
-
-    @property
-    def cfg(self):
-        return self._cfg
 
     def elaborate(self, platform):
         m = Module()

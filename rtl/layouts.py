@@ -8,8 +8,8 @@ checks that they agree.
 from __future__ import annotations
 
 from amaranth.hdl import unsigned, signed
-from amaranth.lib import data, enum, wiring
-from amaranth.lib.wiring import Out
+from amaranth.lib import data, enum, stream, wiring
+from amaranth.lib.wiring import In, Out
 
 from golden import tile_image as ti
 from golden.config import SMEConfig
@@ -97,3 +97,29 @@ class MemWriteSignature(wiring.Signature):
     def __init__(self, lane_shape, addr_shape, data_shape):
         super().__init__({"lane": Out(lane_shape), "addr": Out(addr_shape),
                           "data": Out(data_shape), "en": Out(1)})
+
+
+def host_members(lay: Layouts) -> dict:
+    """The tile's ports toward its host (shared by :class:`~rtl.tile.Tile` and the controller):
+    ``i_load`` frame words, ``i_vec`` input elements, ``o_vec`` results, ``status``, ``abort``."""
+    return {"i_load": In(stream.Signature(lay.load)), "i_vec": In(stream.Signature(lay.vin)),
+            "o_vec": Out(stream.Signature(lay.vout)), "status": Out(lay.status),
+            "abort": In(1)}
+
+
+class TileComponent(wiring.Component):
+    """A block of the tile built from one :class:`SMEConfig`: the config and its layouts,
+    read-only.  ``members(lay)`` returns the block's signature members."""
+
+    def __init__(self, cfg: SMEConfig, members):
+        self._cfg = cfg
+        self._lay = Layouts(cfg)
+        super().__init__(members(self._lay))
+
+    @property
+    def cfg(self) -> SMEConfig:
+        return self._cfg
+
+    @property
+    def layouts(self) -> Layouts:
+        return self._lay

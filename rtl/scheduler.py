@@ -8,7 +8,7 @@ from amaranth.lib.wiring import In, Out
 
 from golden.config import SMEConfig
 
-from .layouts import Layouts, MemWriteSignature
+from .layouts import Layouts, MemWriteSignature, TileComponent
 
 __all__ = ["Scheduler", "ScheduleControlSignature"]
 
@@ -28,7 +28,7 @@ class ScheduleControlSignature(wiring.Signature):
             "wr": Out(MemWriteSignature(lay.lane, lay.step_addr, lay.desc))})
 
 
-class Scheduler(wiring.Component):
+class Scheduler(TileComponent):
     """Issues one step (one OU activation per crossbar lane) per cycle when nothing stalls.
 
     For t in 0 .. input_bits-1 (outer loop) and s in 0 .. n_steps-1 (inner loop) it reads step s
@@ -53,14 +53,8 @@ class Scheduler(wiring.Component):
     latency = 3
 
     def __init__(self, cfg: SMEConfig):
-        self._cfg = cfg
-        self._lay = lay = Layouts(cfg)
-        super().__init__({"ctrl": In(ScheduleControlSignature(lay)),
-                          "o_stream": Out(stream.Signature(lay.step))})
-
-    @property
-    def cfg(self):
-        return self._cfg
+        super().__init__(cfg, lambda lay: {"ctrl": In(ScheduleControlSignature(lay)),
+                                           "o_stream": Out(stream.Signature(lay.step))})
 
     def elaborate(self, platform):
         m = Module()

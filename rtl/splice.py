@@ -8,7 +8,7 @@ from amaranth.lib.wiring import In, Out
 
 from golden.config import SMEConfig
 
-from .layouts import Layouts
+from .layouts import Layouts, TileComponent
 
 __all__ = ["Splice", "SpliceControlSignature"]
 
@@ -23,7 +23,7 @@ class SpliceControlSignature(wiring.Signature):
                           "busy": In(1)})
 
 
-class Splice(wiring.Component):
+class Splice(TileComponent):
     """Adds ``(-1)^sign * (sample << (t + plane*cell_bits + shift))`` of every active lane and
     column c into accumulator ``outgroup*ou_cols + c``.  Several lanes may feed one output group
     in the same cycle; their terms are summed before the add.
@@ -50,14 +50,8 @@ class Splice(wiring.Component):
     latency = 4
 
     def __init__(self, cfg: SMEConfig):
-        self._cfg = cfg
-        self._lay = lay = Layouts(cfg)
-        super().__init__({"ctrl": In(SpliceControlSignature(lay)),
-                          "i_stream": In(stream.Signature(lay.samples))})
-
-    @property
-    def cfg(self):
-        return self._cfg
+        super().__init__(cfg, lambda lay: {"ctrl": In(SpliceControlSignature(lay)),
+                                           "i_stream": In(stream.Signature(lay.samples))})
 
     def elaborate(self, platform):
         m = Module()

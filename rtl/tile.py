@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 from amaranth.hdl import Module, ResetInserter
-from amaranth.lib import stream, wiring
-from amaranth.lib.wiring import In, Out
+from amaranth.lib import wiring
 
 from golden.config import SMEConfig
 
 from .controller import Controller
-from .layouts import Layouts
+from .layouts import TileComponent, host_members
 from .scheduler import Scheduler
 from .splice import Splice
 from .xbar_emulator import XbarEmulator
@@ -17,7 +16,7 @@ from .xbar_emulator import XbarEmulator
 __all__ = ["Tile"]
 
 
-class Tile(wiring.Component):
+class Tile(TileComponent):
     """One SME tile (SPEC section 6)::
 
         i_load -> Controller --ctrl--> Scheduler -> XbarEmulator -> Splice --acc--> Controller
@@ -41,27 +40,11 @@ class Tile(wiring.Component):
     """
 
     def __init__(self, cfg: SMEConfig):
-        self._cfg = cfg
-        self._lay = lay = Layouts(cfg)
-        super().__init__({
-            "i_load": In(stream.Signature(lay.load)),
-            "i_vec": In(stream.Signature(lay.vin)),
-            "o_vec": Out(stream.Signature(lay.vout)),
-            "status": Out(lay.status),
-            "abort": In(1),
-        })
+        super().__init__(cfg, host_members)
         self.controller = Controller(cfg)
         self.scheduler = Scheduler(cfg)
         self.xbar = XbarEmulator(cfg)
         self.splice = Splice(cfg)
-
-    @property
-    def cfg(self):
-        return self._cfg
-
-    @property
-    def layouts(self) -> Layouts:
-        return self._lay
 
     @property
     def latency(self) -> int:

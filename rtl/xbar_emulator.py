@@ -8,7 +8,7 @@ from amaranth.lib.wiring import In, Out
 
 from golden.config import SMEConfig
 
-from .layouts import Layouts, MemWriteSignature
+from .layouts import Layouts, MemWriteSignature, TileComponent
 
 __all__ = ["XbarEmulator", "XbarControlSignature"]
 
@@ -24,7 +24,7 @@ class XbarControlSignature(wiring.Signature):
             "busy": In(1)})
 
 
-class XbarEmulator(wiring.Component):
+class XbarEmulator(TileComponent):
     """One cell memory per crossbar lane (``windows*colgroups`` words of
     ``ou_rows*ou_cols*cell_bits`` bits: one word per OU), read once per activation.
 
@@ -48,15 +48,9 @@ class XbarEmulator(wiring.Component):
     latency = 2
 
     def __init__(self, cfg: SMEConfig):
-        self._cfg = cfg
-        self._lay = lay = Layouts(cfg)
-        super().__init__({"ctrl": In(XbarControlSignature(lay)),
-                          "i_stream": In(stream.Signature(lay.step)),
-                          "o_stream": Out(stream.Signature(lay.samples))})
-
-    @property
-    def cfg(self):
-        return self._cfg
+        super().__init__(cfg, lambda lay: {"ctrl": In(XbarControlSignature(lay)),
+                                           "i_stream": In(stream.Signature(lay.step)),
+                                           "o_stream": Out(stream.Signature(lay.samples))})
 
     def elaborate(self, platform):
         m = Module()
