@@ -22,6 +22,7 @@ from golden import hostlink as hl
 from golden.config import SMEConfig, preset
 
 from .hostlink import HostLink
+from .skid import SkidBuffer
 from .tile import Tile
 from .uart import UART, baud_divisor
 
@@ -65,13 +66,23 @@ class BoardCore(wiring.Component):
         uart, link, tile = self.uart, self.link, self.tile
         m.submodules.uart = ResetInserter(rst)(uart)
         m.submodules.link = ResetInserter(rst)(link)
-        m.submodules.tile = ResetInserter(rst | link.tile_reset)(tile)
+        # The tile's input streams pass through register slices, reset with the tile: its
+        # controller decodes ``valid`` and the payload deep into its next-state logic, and the
+        # slices keep the link's FSM out of those paths (see rtl/skid.py).
+        tile_rst = rst | link.tile_reset
+        load_q = SkidBuffer(tile.i_load.payload.shape())
+        vec_q = SkidBuffer(tile.i_vec.payload.shape())
+        m.submodules.tile = ResetInserter(tile_rst)(tile)
+        m.submodules.load_q = ResetInserter(tile_rst)(load_q)
+        m.submodules.vec_q = ResetInserter(tile_rst)(vec_q)
 
         m.d.comb += [uart.rx.eq(self.rx), self.tx.eq(uart.tx)]
         wiring.connect(m, uart.o_stream, link.i_rx)
         wiring.connect(m, link.o_tx, uart.i_stream)
-        wiring.connect(m, link.o_load, tile.i_load)
-        wiring.connect(m, link.o_vec, tile.i_vec)
+        wiring.connect(m, link.o_load, load_q.i)
+        wiring.connect(m, load_q.o, tile.i_load)
+        wiring.connect(m, link.o_vec, vec_q.i)
+        wiring.connect(m, vec_q.o, tile.i_vec)
         wiring.connect(m, tile.o_vec, link.i_res)
         m.d.comb += link.tile_status.eq(tile.status)
 

@@ -92,7 +92,7 @@ class HostLink(wiring.Component):
     o_vec : Out(stream.Signature(Layouts.vin))     input elements (tile ``i_vec``)
     i_res : In(stream.Signature(Layouts.vout))     results (tile ``o_vec``)
     tile_status : In(Layouts.status)
-    tile_reset : Out(1)      one-cycle pulse: reset the tile (RESET command)
+    tile_reset : Out(1)      one-cycle pulse from a register: reset the tile (RESET command)
     bad_frame : Out(1)       one-cycle pulse per ERROR reply
     active : Out(1)          a request is being received, executed or answered
     """
@@ -140,8 +140,13 @@ class HostLink(wiring.Component):
         rx, tx = self.i_rx, self.o_tx
 
         # ---- result queue ------------------------------------------------------------------
-        fifo_clear = Signal()
-        m.submodules.results = fifo = ResetInserter(fifo_clear)(
+        # RESET clears the queue in the same cycle as the tile, from one register: the pulse
+        # fans out to every flip-flop of the tile, so no logic may sit in front of it, and a
+        # result the tile offers in that cycle is dropped with the rest.
+        reset_pulse = Signal()
+        m.d.sync += reset_pulse.eq(0)
+        m.d.comb += self.tile_reset.eq(reset_pulse)
+        m.submodules.results = fifo = ResetInserter(reset_pulse)(
             SyncFIFOBuffered(width=32, depth=self.result_depth))
         m.d.comb += [fifo.w_data.eq(self.i_res.payload.data), fifo.w_en.eq(self.i_res.valid),
                      self.i_res.ready.eq(fifo.w_rdy)]
@@ -190,6 +195,8 @@ class HostLink(wiring.Component):
         rkind = Signal(_Reply)
         rval = Signal(32)
         tcrc = Signal(16)
+        sent = Signal()                     # a reply byte went out last cycle: fold it into tcrc
+        sent_byte = Signal(8)
         sidx = Signal(16)
         wreg = Signal(32)
         wfull = Signal()
@@ -238,6 +245,13 @@ class HostLink(wiring.Component):
 
         byte = rx.payload
         m.d.comb += [wp.addr.eq(ptr), wp.data.eq(byte), rp.addr.eq(ptr)]
+
+        # The reply CRC folds each sent byte in one cycle later (``sent``/``sent_byte``), so the
+        # reply byte multiplexers do not feed the CRC's XOR network in the same cycle.  The CRC
+        # is complete in time: Send-Payload spends a cycle on ``sidx == rlen`` before Send-CRC.
+        m.d.sync += sent.eq(0)
+        with m.If(sent):
+            m.d.sync += tcrc.eq(crc16_next(tcrc, sent_byte))
 
         with m.FSM(name="link") as fsm:
             with m.State("Hunt-Sync"):
@@ -309,7 +323,7 @@ class HostLink(wiring.Component):
                         with m.If(plen != 0):
                             fail(LinkError.BAD_LENGTH)
                         with m.Else():
-                            m.d.comb += [self.tile_reset.eq(1), fifo_clear.eq(1)]
+                            m.d.sync += reset_pulse.eq(1)
                             m.d.sync += [pending.eq(0), load_pos.eq(0), k.eq(0), n.eq(0)]
                             reply(_Reply.FIXED, 0)
                     with m.Case(hl.Cmd.LOAD):
@@ -405,7 +419,7 @@ class HostLink(wiring.Component):
                     with m.If(sidx == 0):
                         m.d.sync += tcrc.eq(0xFFFF)
                     with m.Else():
-                        m.d.sync += tcrc.eq(crc16_next(tcrc, tx.payload))
+                        m.d.sync += [sent.eq(1), sent_byte.eq(tx.payload)]
                     with m.If(sidx == 3):
                         m.d.sync += [sidx.eq(0), wfull.eq(0)]
                         m.next = "Send-Payload"
@@ -430,7 +444,7 @@ class HostLink(wiring.Component):
                                 m.d.comb += fifo.r_en.eq(1)
                                 m.d.sync += [wreg.eq(fifo.r_data), wfull.eq(1)]
                     with m.If(tx.valid & tx.ready):
-                        m.d.sync += [sidx.eq(sidx + 1), tcrc.eq(crc16_next(tcrc, tx.payload))]
+                        m.d.sync += [sidx.eq(sidx + 1), sent.eq(1), sent_byte.eq(tx.payload)]
                         with m.If(sidx[:2] == 3):
                             m.d.sync += wfull.eq(0)
 
