@@ -46,6 +46,7 @@ class State(enum.Enum, shape=4):
     RUN = 8
     EMIT = 9
     DRAIN_VECTOR = 10
+    LOAD_VERIFY = 11
 
 
 class Controller(TileComponent):
@@ -84,6 +85,7 @@ class Controller(TileComponent):
 
         state = Signal(State)
         crc = Signal(32)
+        checksum_ok = Signal()
         pos = Signal(range(ti.HEADER_WORDS))
         lane = Signal(lay.lane)
         addr = Signal(max(lay.cell_addr.width, lay.step_addr.width))
@@ -207,10 +209,16 @@ class Controller(TileComponent):
                 with m.If(ld.valid):
                     with m.If(~ld.payload.last):
                         m.d.sync += [error.eq(TileError.BAD_FRAME), state.eq(State.DRAIN_FRAME)]
-                    with m.Elif(word != ~crc):
-                        m.d.sync += [error.eq(TileError.CHECKSUM), state.eq(State.IDLE)]
                     with m.Else():
-                        m.d.sync += [loaded.eq(1), state.eq(State.IDLE)]
+                        m.d.sync += [checksum_ok.eq(word == ~crc), state.eq(State.LOAD_VERIFY)]
+
+            with m.Case(State.LOAD_VERIFY):
+                # the 32-bit comparison was registered in LOAD_CHECKSUM: it stays out of the
+                # next-state logic (a timing path on the ECP5 at 100 MHz)
+                with m.If(checksum_ok):
+                    m.d.sync += [loaded.eq(1), state.eq(State.IDLE)]
+                with m.Else():
+                    m.d.sync += [error.eq(TileError.CHECKSUM), state.eq(State.IDLE)]
 
             with m.Case(State.DRAIN_FRAME):
                 m.d.comb += ld.ready.eq(1)

@@ -142,7 +142,7 @@ def build(board: str, preset_name: str | None = None, out_dir: str | os.PathLike
 # ---- CLI ------------------------------------------------------------------------------------
 
 def _cmd_fpga_build(args) -> int:
-    s = build(args.board, args.preset, args.out, baud=args.baud)
+    s = build(args.board, args.preset, args.out, baud=args.baud, seed=args.seed)
     util = ", ".join(f"{k} {v['used']}" + (f"/{v['available']}" if "available" in v else "")
                      for k, v in s["utilization"].items())
     fmax = s["fmax_sync_mhz"]
@@ -204,6 +204,7 @@ def register(subparsers) -> None:
     b.add_argument("--preset", default=None, help="config preset (default: the board's own)")
     b.add_argument("--out", default="build", help="output root (default: build)")
     b.add_argument("--baud", type=int, default=hl.DEFAULT_BAUD)
+    b.add_argument("--seed", type=int, default=1, help="nextpnr placement seed (default: 1)")
     b.set_defaults(func=_cmd_fpga_build)
 
     p = subparsers.add_parser("board", help="talk to a programmed board over its serial port")

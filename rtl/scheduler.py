@@ -43,9 +43,10 @@ class Scheduler(TileComponent):
 
     Latency / throughput
     --------------------
-    :attr:`latency` = 3: the first step is valid 3 cycles after ``start`` (the descriptor
-    memory's read data is registered once more before the input-bit selection, which keeps
-    the block RAM's slow output off the ECP5's critical path).  With ``o_stream``
+    :attr:`latency` = 3: the first step is valid 3 cycles after ``start`` (stage 1 reads the
+    descriptor memory; stage 2 registers its data and bit plane t of ``x``; stage 3 picks each
+    wordline's bit from the plane, so neither the block RAM's slow output nor the plane
+    selection shares a cycle with the wordline gather: ECP5 timing).  With ``o_stream``
     always ready, steps issue on consecutive cycles with no bubble between steps or input bits,
     so a vector takes exactly ``input_bits * n_steps`` issue cycles.  Stalls hold the payload.
     """
@@ -102,14 +103,16 @@ class Scheduler(TileComponent):
         with m.If(ctrl.start):
             m.d.sync += [running.eq(ctrl.n_steps != 0), step.eq(0), t.eq(0)]
 
+        # Stage 2 registers the descriptors and input bit plane t1 of the vector (``x`` is
+        # stable while running), so that stage 3 only picks one plane bit per wordline.
         descs2 = [Signal(lay.desc, name=f"desc2_{lane}") for lane in range(lanes)]
+        plane = Signal(cfg.tile_inputs)
         with m.If(adv2):
             m.d.sync += [v2.eq(v1), t2.eq(t1), last2.eq(last1)]
             m.d.sync += [d2.eq(d) for d2, d in zip(descs2, descs)]
+            m.d.sync += plane.eq(Cat(ctrl.x[i].bit_select(t1, 1)
+                                     for i in range(cfg.tile_inputs)))
 
-        # Input bit plane t2 of the vector, then one bit per wordline.
-        plane = Signal(cfg.tile_inputs)
-        m.d.comb += plane.eq(Cat(ctrl.x[i].bit_select(t2, 1) for i in range(cfg.tile_inputs)))
         with m.If(adv3):
             m.d.sync += [o.valid.eq(v2), o.payload.t.eq(t2), o.payload.last.eq(last2)]
             for lane, d in enumerate(descs2):
