@@ -101,7 +101,9 @@ class BoardCore(wiring.Component):
 
 def ecp5_pll_params(f_in: float, f_out: float) -> dict:
     """EHXPLLL dividers for ``f_out`` from ``f_in`` (the search ``ecppll`` does): VCO 400-800 MHz,
-    PFD >= 3.125 MHz, feedback from CLKOP.  Returns the dividers and the exact output freq."""
+    PFD >= 3.125 MHz, feedback from CLKOP.  Returns the dividers and the exact output freq.
+    Raises ``ValueError`` unless a setting is within 0.1 % of ``f_out``: the UART's divisor is
+    worked out from the board clock, so a silently different clock would break the baud rate."""
     best = None
     for clki in range(1, 129):
         pfd = f_in / clki
@@ -117,7 +119,10 @@ def ecp5_pll_params(f_in: float, f_out: float) -> dict:
                         best = (err, clki, fb, op, out, vco)
     if best is None:
         raise ValueError(f"no ECP5 PLL setting makes {f_out / 1e6:g} MHz from {f_in / 1e6:g} MHz")
-    _, clki, fb, op, out, vco = best
+    err, clki, fb, op, out, vco = best
+    if err > 1e-3 * f_out:
+        raise ValueError(f"no ECP5 PLL setting makes {f_out / 1e6:g} MHz from {f_in / 1e6:g} MHz "
+                         f"within 0.1 % (closest: {out / 1e6:g} MHz)")
     return {"CLKI_DIV": clki, "CLKFB_DIV": fb, "CLKOP_DIV": op, "CLKOP_CPHASE": op // 2 - 1
             if op > 1 else 0, "freq": out, "vco": vco}
 
