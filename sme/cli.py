@@ -34,6 +34,10 @@ class UserError(Exception):
 def load_npy(path: str, what: str) -> np.ndarray:
     try:
         with open(path, "rb") as f:
+            if f.read(6) != b"\x93NUMPY":
+                raise UserError(f"{what} file {path!r} is not a .npy file (no NumPy header; "
+                                f"save arrays with numpy.save)")
+            f.seek(0)
             return np.load(f, allow_pickle=False)
     except FileNotFoundError:
         raise UserError(f"{what} file {path!r} does not exist") from None

@@ -52,12 +52,16 @@ def test_integer_mode_rejects_off_pattern(layer, capsys):
 
 
 @pytest.mark.parametrize("content, msg", [
-    (b"garbage", "not a valid .npy"),
+    (b"garbage", "not a .npy file (no NumPy header"),
+    (b"\x93NUMPY\x01\x00garbage", "not a valid .npy"),
+    (object(), "Is a directory"),
     (None, "does not exist"),
 ])
 def test_bad_weight_files(tmp_path, content, msg, capsys):
-    if content is not None:
+    if isinstance(content, bytes):
         (tmp_path / "w.npy").write_bytes(content)
+    elif content is not None:       # a directory where the file should be
+        (tmp_path / "w.npy").mkdir()
     assert sme("compile", tmp_path / "w.npy", "-o", tmp_path / "p") == 2
     assert msg in capsys.readouterr().err
     assert not (tmp_path / "p").exists()
