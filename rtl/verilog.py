@@ -1,8 +1,11 @@
 """Verilog emission: one file per top per preset, with a JSON sidecar (config + ports).
 
 ``sme verilog [--preset NAME | --all-presets] [-o DIR]`` (or ``python -m rtl.verilog``) writes
-``DIR/<preset>/<top>.v`` and ``DIR/<preset>/<top>.json`` for the tile top (``--top`` also emits the blocks).  Output is reproducible: no source
-locations (``emit_src=False``), sorted JSON.
+``DIR/<preset>/<top>.v`` and ``DIR/<preset>/<top>.json`` for the tile top; ``--top`` also emits
+the blocks, or ``sme_board_core``: UART + host link + tile with pins ``rx``, ``tx``,
+``reset_req`` and ``leds``, for a board of your own in any vendor flow (``--clock`` and
+``--baud`` set its UART divisor).  Output is reproducible: no source locations
+(``emit_src=False``), sorted JSON; files are written atomically.
 """
 
 from __future__ import annotations
@@ -15,11 +18,23 @@ from pathlib import Path
 from amaranth.back import verilog
 from amaranth.lib import data, wiring
 
+from golden import hostlink as hl
 from golden import tile_image as ti
 from golden.config import PRESETS, SMEConfig, preset
+from golden.program import atomic_write_bytes
 
 __all__ = ["TOPS", "ALL_TOPS", "emit", "emit_preset", "port_list", "payload_fields",
            "layout_fields", "register", "main"]
+
+
+#: Board core defaults: the ULX3S clock and the host link's default baud rate.
+BOARD_CLOCK = 100e6
+
+
+def _board_core(cfg: SMEConfig, clock: float = BOARD_CLOCK, baud: int = hl.DEFAULT_BAUD):
+    from .boards import BoardCore
+    from .uart import baud_divisor
+    return BoardCore(cfg, divisor=baud_divisor(clock, baud), led_stretch=int(clock // 20))
 
 
 def _tops():
@@ -29,12 +44,14 @@ def _tops():
     from .tile import Tile
     from .xbar_emulator import XbarEmulator
     return {"sme_tile": Tile, "sme_scheduler": Scheduler, "sme_xbar_emulator": XbarEmulator,
-            "sme_splice": Splice, "sme_controller": Controller}
+            "sme_splice": Splice, "sme_controller": Controller, "sme_board_core": _board_core}
 
 
-#: Tops written by default (``--top`` adds the blocks, for block-level benches).
+#: Tops written by default (``--top`` adds the blocks, for block-level benches, and the board
+#: core).
 TOPS = ("sme_tile",)
-ALL_TOPS = ("sme_tile", "sme_scheduler", "sme_xbar_emulator", "sme_splice", "sme_controller")
+ALL_TOPS = ("sme_tile", "sme_scheduler", "sme_xbar_emulator", "sme_splice", "sme_controller",
+            "sme_board_core")
 
 
 def port_list(component: wiring.Component) -> list[dict]:
@@ -74,9 +91,14 @@ def payload_fields(component: wiring.Component) -> dict:
     return out
 
 
-def emit(cfg: SMEConfig, top: str = "sme_tile") -> tuple[str, dict]:
-    """Verilog text and sidecar dict of one top for one config."""
-    component = _tops()[top](cfg)
+def emit(cfg: SMEConfig, top: str = "sme_tile", *, clock: float = BOARD_CLOCK,
+         baud: int = hl.DEFAULT_BAUD) -> tuple[str, dict]:
+    """Verilog text and sidecar dict of one top for one config (``clock`` and ``baud`` matter
+    to ``sme_board_core`` only)."""
+    if top == "sme_board_core":
+        component = _board_core(cfg, clock, baud)
+    else:
+        component = _tops()[top](cfg)
     text = verilog.convert(component, name=top, emit_src=False)
     sidecar = {
         "top": top, "config": cfg.to_dict(),
@@ -89,18 +111,26 @@ def emit(cfg: SMEConfig, top: str = "sme_tile") -> tuple[str, dict]:
         "payloads": payload_fields(component),
         "errors": {e.name: e.value for e in ti.TileError},
     }
+    if top == "sme_board_core":
+        sidecar["board_core"] = {
+            "clock_hz": clock, "baud": baud, "divisor": component.divisor,
+            "timeout_cycles": component.timeout_cycles, "max_payload": component.max_payload,
+            "result_depth": component.result_depth, "protocol_version": hl.VERSION,
+            "leds": ["loaded", "busy", "error", "link active"]}
     return text, sidecar
 
 
-def emit_preset(name: str, out_dir: str | Path, tops=TOPS) -> list[Path]:
+def emit_preset(name: str, out_dir: str | Path, tops=TOPS, *, clock: float = BOARD_CLOCK,
+                baud: int = hl.DEFAULT_BAUD) -> list[Path]:
     cfg = preset(name)
     out = Path(out_dir) / name
     out.mkdir(parents=True, exist_ok=True)
     written = []
     for top in tops:
-        text, sidecar = emit(cfg, top)
-        (out / f"{top}.v").write_text(text)
-        (out / f"{top}.json").write_text(json.dumps(sidecar, indent=2, sort_keys=True) + "\n")
+        text, sidecar = emit(cfg, top, clock=clock, baud=baud)
+        atomic_write_bytes(out / f"{top}.v", text.encode())
+        atomic_write_bytes(out / f"{top}.json",
+                           (json.dumps(sidecar, indent=2, sort_keys=True) + "\n").encode())
         written += [out / f"{top}.v", out / f"{top}.json"]
     return written
 
@@ -114,6 +144,10 @@ def _add_arguments(p: argparse.ArgumentParser) -> None:
                    "(default: build/verilog)")
     p.add_argument("--top", action="append", choices=ALL_TOPS, default=None,
                    help="top to emit (repeatable; default: sme_tile)")
+    p.add_argument("--clock", type=float, default=BOARD_CLOCK,
+                   help="sme_board_core: clock in Hz (default: 100e6)")
+    p.add_argument("--baud", type=int, default=hl.DEFAULT_BAUD,
+                   help=f"sme_board_core: UART baud rate (default: {hl.DEFAULT_BAUD})")
 
 
 def register(subparsers) -> argparse.ArgumentParser:
@@ -127,14 +161,18 @@ def register(subparsers) -> argparse.ArgumentParser:
 
 def main(args) -> int:
     names = list(PRESETS) if args.all_presets else [args.preset or "default"]
-    for name in names:
-        try:
+    try:
+        for name in names:
             preset(name)
-        except ValueError as e:
-            print(f"sme verilog: {e}", file=sys.stderr)
-            return 2
+        if "sme_board_core" in (args.top or ()):
+            from .uart import baud_divisor
+            baud_divisor(args.clock, args.baud)         # refuses a baud rate it cannot make
+    except ValueError as e:
+        print(f"sme verilog: {e}", file=sys.stderr)
+        return 2
     for name in names:
-        for path in emit_preset(name, args.out, tuple(args.top or TOPS)):
+        for path in emit_preset(name, args.out, tuple(args.top or TOPS), clock=args.clock,
+                                baud=args.baud):
             print(path)
     return 0
 

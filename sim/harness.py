@@ -55,8 +55,12 @@ TARGETS: dict[str, tuple[str, dict]] = {
 
 #: Files whose content decides the emitted Verilog (cache key).
 _RTL_INPUTS = ("rtl/tile.py", "rtl/controller.py", "rtl/scheduler.py", "rtl/splice.py",
-               "rtl/xbar_emulator.py", "rtl/layouts.py", "rtl/verilog.py", "golden/config.py",
-               "golden/tile_image.py")
+               "rtl/xbar_emulator.py", "rtl/layouts.py", "rtl/verilog.py", "rtl/boards.py",
+               "rtl/hostlink.py", "rtl/uart.py", "rtl/skid.py", "golden/config.py",
+               "golden/tile_image.py", "golden/hostlink.py")
+
+#: Clocks per bit of the simulated board core's UART (the fewest it accepts: short runs).
+BOARD_DIVISOR = 4
 
 
 def target_config(target: str) -> SMEConfig:
@@ -132,9 +136,10 @@ def emit(cfg: SMEConfig, top: str, out: Path) -> tuple[Path, Path]:
 
     from golden import tile_image as ti
     from rtl.verilog import port_list
-    if top == "sme_tile":
+    if top in ("sme_tile", "sme_board_core"):
+        from golden.hostlink import DEFAULT_BAUD
         from rtl.verilog import emit as rtl_emit
-        text, sidecar = rtl_emit(cfg, top)
+        text, sidecar = rtl_emit(cfg, top, clock=BOARD_DIVISOR * DEFAULT_BAUD)
     else:
         comp = _component(cfg, top)
         text = verilog.convert(comp, name=top, emit_src=False)
@@ -349,6 +354,17 @@ def run_tile(target: str, tests: list[str] | None = None, *, sim: str | None = N
     name = run or f"tile-{'-'.join(tests) if tests else 'all'}-{pats}-s{seed}"
     return run_bench("bench_tile", "sme_tile", target, sim=sim, tests=tests, env=e, run=name,
                      seed=seed)
+
+
+def run_board(target: str, *, sim: str | None = None, seed: int = 0, vectors: int = 3,
+              programs: int = 2) -> BenchResult:
+    """The board-core bench (``bench_board``): the host client over a simulated serial line
+    into ``sme_board_core`` Verilog, with programs from ``sme compile``."""
+    sim = sim_name(sim)
+    paths = make_programs(sim, target, seed, programs, small=True)
+    e = {"SME_PROGRAMS": os.pathsep.join(map(str, paths)), "SME_VECTORS": vectors}
+    return run_bench("bench_board", "sme_board_core", target, sim=sim, env=e,
+                     run=f"board-s{seed}", seed=seed)
 
 
 def env_seed(default: int = 0) -> int:

@@ -79,3 +79,22 @@ def test_block_tops_compile(tmp_path):
         r = subprocess.run(["iverilog", "-g2012", "-o", str(tmp_path / "a.out"), str(v)],
                            capture_output=True, text=True)
         assert r.returncode == 0, f"{top}: {r.stderr[-3000:]}"
+
+
+def test_board_core_top(tmp_path, capsys):
+    """`sme verilog --top sme_board_core`: UART divisor from --clock/--baud in the sidecar,
+    pins as documented, and a baud rate the UART cannot make refused before anything is
+    written.  (tests/test_cocotb_board.py runs this Verilog against the host client.)"""
+    parser = argparse.ArgumentParser()
+    verilog.register(parser.add_subparsers())
+    out = tmp_path / "v"
+    args = parser.parse_args(["verilog", "--preset", "tiny", "--top", "sme_board_core",
+                              "--clock", "48e6", "--baud", "1000000", "-o", str(out)])
+    assert args.func(args) == 0
+    side = json.loads((out / "tiny" / "sme_board_core.json").read_text())
+    assert side["board_core"]["divisor"] == 48 and side["board_core"]["baud"] == 1_000_000
+    assert {p["name"] for p in side["ports"]} == {"clk", "rst", "rx", "tx", "reset_req", "leds"}
+    args = parser.parse_args(["verilog", "--preset", "tiny", "--top", "sme_board_core",
+                              "--clock", "1e6", "--baud", "3000000", "-o", str(tmp_path / "w")])
+    assert args.func(args) == 2
+    assert "clocks per bit" in capsys.readouterr().err and not (tmp_path / "w").exists()
