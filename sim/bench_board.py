@@ -13,7 +13,6 @@ changes), an unknown command, and the RESET command (the program is gone).
 
 from __future__ import annotations
 
-import collections
 import os
 
 import cocotb
@@ -26,20 +25,18 @@ from golden import program as prog_mod
 from golden import vmm
 
 from .tb import Bench, env_int, env_str
+from .uart_line import LineTransport
 
 
-class CocotbLine(hl.Transport):
-    """The host's UART on the design's ``rx``/``tx`` pins; time is line time, as in
-    ``sim/uart_line.SimTransport`` (a second is ``baud`` bit times of ``divisor`` cycles)."""
+class CocotbLine(LineTransport):
+    """The host's UART on the design's ``rx``/``tx`` pins (line time as in
+    :class:`sim.uart_line.LineTransport`); called from a cocotb bridge thread."""
 
     name = "simulated serial line (cocotb)"
 
     def __init__(self, dut, clk, divisor: int, baud: int):
-        self.dut, self.clk, self.divisor, self.baud = dut, clk, divisor, baud
-        self.cycles = 0
-        self.to_board: collections.deque[int] = collections.deque()
-        self.from_board = bytearray()
-        self.framing_errors = 0
+        super().__init__(divisor, baud)
+        self.dut, self.clk = dut, clk
         cocotb.start_soon(self._drive())
         cocotb.start_soon(self._watch())
 
@@ -73,25 +70,12 @@ class CocotbLine(hl.Transport):
             self.from_board.append(byte)
 
     @resume
-    async def _advance(self, cycles: int) -> None:
+    async def _wait(self, cycles: int) -> None:
         await ClockCycles(self.clk, cycles)
 
-    def clock(self) -> float:
-        return self.cycles / (self.divisor * self.baud)
-
-    def write(self, data: bytes) -> None:
-        self.to_board.extend(data)
-
-    def read(self, n: int, timeout: float) -> bytes:
-        budget = max(1, int(timeout * self.divisor * self.baud))
-        step, spent = 10 * self.divisor, 0
-        while not self.from_board and spent < budget:
-            self._advance(step)
-            self.cycles += step
-            spent += step
-        out = bytes(self.from_board[:n])
-        del self.from_board[:n]
-        return out
+    def advance(self, cycles: int) -> None:
+        self._wait(cycles)
+        self.cycles += cycles
 
 
 def _exchange(line: CocotbLine, frame: bytes) -> list[tuple[int, bytes]]:

@@ -1,7 +1,9 @@
-"""A serial line into a design running in Amaranth's simulator, as a host-link transport.
+"""A serial line into a simulated design, as a host-link transport.
 
-:class:`SimTransport` is a :class:`golden.hostlink.Transport`: the same
-:class:`golden.hostlink.Client` that talks to a board over pyserial talks to the simulated board.
+:class:`LineTransport` is the simulator-independent part (byte queues, line time, ``read``);
+:class:`SimTransport` runs it on Amaranth's simulator and ``sim/bench_board.CocotbLine`` on a
+cocotb simulation of the emitted Verilog.  Either way the same :class:`golden.hostlink.Client`
+that talks to a board over pyserial talks to the simulated board.
 Two background testbenches model the host's UART: one shifts queued bytes onto the design's
 ``rx`` line (8N1, ``divisor`` cycles per bit), the other samples bytes off ``tx`` at mid-bit.
 ``read`` advances the simulation until a byte arrives or a cycle budget runs out, so the host
@@ -10,17 +12,20 @@ code stays synchronous.
 
 from __future__ import annotations
 
+import abc
 import collections
 
 from amaranth.sim import Simulator
 
 from golden.hostlink import DEFAULT_BAUD, Transport
 
-__all__ = ["SimTransport"]
+__all__ = ["LineTransport", "SimTransport"]
 
 
-class SimTransport(Transport):
-    """Drive ``dut.rx`` / watch ``dut.tx`` of ``dut`` (e.g. :class:`rtl.boards.BoardCore`).
+class LineTransport(Transport):
+    """The host's UART on a simulated line: ``to_board`` holds bytes for the design's ``rx``,
+    ``from_board`` the bytes sampled off its ``tx``; a subclass moves them and implements
+    :meth:`advance`.
 
     Time on this transport (:meth:`clock`, the ``timeout`` of :meth:`read`) is *line time*: the
     simulated line runs ``divisor`` cycles per bit, and a second is as many bit times as
@@ -29,16 +34,44 @@ class SimTransport(Transport):
 
     name = "simulated serial line"
 
-    def __init__(self, dut, divisor: int, *, baud: int = DEFAULT_BAUD, period: float = 1e-8,
-                 vcd: str | None = None, testbenches=()):
-        self.dut = dut
+    def __init__(self, divisor: int, baud: int = DEFAULT_BAUD):
         self.divisor = divisor
         self.baud = baud
-        self.period = period
         self.cycles = 0
         self.to_board: collections.deque[int] = collections.deque()
         self.from_board = bytearray()
         self.framing_errors = 0
+
+    @abc.abstractmethod
+    def advance(self, cycles: int) -> None:
+        """Run the simulation ``cycles`` clock cycles on (and add them to :attr:`cycles`)."""
+
+    def clock(self) -> float:
+        return self.cycles / (self.divisor * self.baud)
+
+    def write(self, data: bytes) -> None:
+        self.to_board.extend(data)
+
+    def read(self, n: int, timeout: float) -> bytes:
+        budget = max(1, int(timeout * self.divisor * self.baud))
+        step, spent = 10 * self.divisor, 0
+        while not self.from_board and spent < budget:
+            self.advance(step)
+            spent += step
+        out = bytes(self.from_board[:n])
+        del self.from_board[:n]
+        return out
+
+
+class SimTransport(LineTransport):
+    """Drive ``dut.rx`` / watch ``dut.tx`` of ``dut`` (e.g. :class:`rtl.boards.BoardCore`) in
+    Amaranth's simulator."""
+
+    def __init__(self, dut, divisor: int, *, baud: int = DEFAULT_BAUD, period: float = 1e-8,
+                 vcd: str | None = None, testbenches=()):
+        super().__init__(divisor, baud)
+        self.dut = dut
+        self.period = period
         self._reset_cycles = 0
         self.sim = Simulator(dut)
         self.sim.add_clock(period)
@@ -87,33 +120,16 @@ class SimTransport(Transport):
                 continue
             self.from_board.append(byte)
 
-    # ---- Transport -------------------------------------------------------------------------
-    def run_cycles(self, cycles: int) -> None:
+    # ---- LineTransport -----------------------------------------------------------------------
+    def advance(self, cycles: int) -> None:
         self.cycles += cycles
         self.now += cycles * self.period
         self.sim.run_until(self.now)
 
-    def clock(self) -> float:
-        return self.cycles / (self.divisor * self.baud)
-
-    def write(self, data: bytes) -> None:
-        self.to_board.extend(data)
-
-    def read(self, n: int, timeout: float) -> bytes:
-        budget = max(1, int(timeout * self.divisor * self.baud))
-        step = 10 * self.divisor
-        spent = 0
-        while not self.from_board and spent < budget:
-            self.run_cycles(step)
-            spent += step
-        out = bytes(self.from_board[:n])
-        del self.from_board[:n]
-        return out
-
     def pulse_reset(self, cycles: int = 4) -> None:
         """Hold ``reset_req`` for ``cycles`` (the board's reset button) before the next byte."""
         self._reset_cycles = cycles
-        self.run_cycles(cycles + 2)
+        self.advance(cycles + 2)
 
     def close(self) -> None:
         if self._vcd:
