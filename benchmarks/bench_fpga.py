@@ -16,7 +16,6 @@ import sys
 from pathlib import Path
 
 import numpy as np
-from amaranth.sim import Simulator
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -25,7 +24,7 @@ from golden import hostlink as hl  # noqa: E402
 from golden import tile_image as ti  # noqa: E402
 from golden.config import preset  # noqa: E402
 from rtl.boards import BOARDS  # noqa: E402
-from rtl.tile import Tile  # noqa: E402
+from sim.amaranth_tile import simulate  # noqa: E402
 
 
 def filling_program(cfg, rng):
@@ -48,53 +47,6 @@ def filling_program(cfg, rng):
     raise SystemExit(f"no random layer fits a {cfg.name} tile")
 
 
-def rtl_cycles_per_vector(prog, x) -> tuple[int, list[int]]:
-    """Cycles from the first input element offered to the last result taken (no stalls)."""
-    tile = Tile(prog.cfg)
-    words = ti.build_image(prog)
-    out, span = [], []
-
-    async def tb(ctx):
-        for i, w in enumerate(words):
-            ctx.set(tile.i_load.payload, {"data": int(w), "last": i == len(words) - 1})
-            ctx.set(tile.i_load.valid, 1)
-            while True:
-                ready = ctx.get(tile.i_load.ready)
-                await ctx.tick()
-                if ready:
-                    break
-        ctx.set(tile.i_load.valid, 0)
-        await ctx.tick()
-        while ctx.get(tile.status.busy):
-            await ctx.tick()
-        st = ctx.get(tile.status)
-        assert st.loaded, f"the tile rejected the program: {st.error}"
-        cycles = 0
-        ctx.set(tile.o_vec.ready, 1)
-        for i, v in enumerate(x):
-            ctx.set(tile.i_vec.payload, {"data": int(v), "last": i == len(x) - 1})
-            ctx.set(tile.i_vec.valid, 1)
-            while True:
-                ready = ctx.get(tile.i_vec.ready)
-                await ctx.tick()
-                cycles += 1
-                if ready:
-                    break
-        ctx.set(tile.i_vec.valid, 0)
-        while len(out) < prog.shape[1]:
-            if ctx.get(tile.o_vec.valid):
-                out.append(ctx.get(tile.o_vec.payload.data))
-            await ctx.tick()
-            cycles += 1
-        span.append(cycles)
-
-    sim = Simulator(tile)
-    sim.add_clock(1e-8)
-    sim.add_testbench(tb)
-    sim.run()
-    return span[0], out
-
-
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--build", default="build", help="where build/<board>/summary.json live")
@@ -108,9 +60,10 @@ def main(argv=None) -> int:
         prog = filling_program(cfg, rng)
         x = rng.integers(0, cfg.max_input + 1, size=prog.shape[0])
         golden_cycles = vmm.predicted_cycles(prog)
-        rtl_cycles, y = rtl_cycles_per_vector(prog, x)
-        want = [int(v) for v in vmm.run(prog, x)[0][0]]
-        assert y == want, f"RTL tile disagrees with the golden model: {y} vs {want}"
+        run = simulate(prog, x[None])
+        rtl_cycles, y = run.vector_cycles[0], run.outputs[0]
+        want = vmm.run(prog, x)[0][0]
+        assert (y == want).all(), f"RTL tile disagrees with the golden model: {y} vs {want}"
         summary = Path(args.build) / name / "summary.json"
         fmax = None
         if summary.exists():

@@ -26,6 +26,10 @@ class TileRun:
     issue_cycles: list[int]             # per vector: cycles with a step issued
     error: int                          # the tile's error code (0 = none)
     sim_cycles: int                     # simulated clock cycles in all
+    vector_cycles: list[int] = dataclasses.field(default_factory=list)
+    """per vector: cycles from its first element offered (or from the previous vector's last
+    result, if later: the tile takes one vector at a time) to its last result taken: inputs
+    in, all steps, pipeline latency, results out; stalls included when ``p_idle`` > 0"""
 
 
 def _code(err) -> int:
@@ -51,6 +55,8 @@ def simulate(prog: Program, X: np.ndarray, *, p_idle: float = 0.0, seed: int = 0
     out = np.zeros((M, N), dtype=np.int64)
     issued: list[int] = [0]     # issue cycles of the vector in flight (split at step.last)
     state = {"cycle": 0, "clip": 0, "error": 0, "issuing": False}
+    starts: list[int] = []
+    ends: list[int] = []
 
     async def stall(ctx):
         while p_idle and rng.random() < p_idle:
@@ -72,6 +78,7 @@ def simulate(prog: Program, X: np.ndarray, *, p_idle: float = 0.0, seed: int = 0
         if _code(ctx.get(dut.status.error)):
             return
         for x in X:
+            starts.append(state["cycle"])
             await put(ctx, dut.i_vec, [int(v) for v in x])
 
     async def sink(ctx):
@@ -82,6 +89,7 @@ def simulate(prog: Program, X: np.ndarray, *, p_idle: float = 0.0, seed: int = 0
                 (payload,) = await ctx.tick().sample(dut.o_vec.payload).until(dut.o_vec.valid)
                 ctx.set(dut.o_vec.ready, 0)
                 out[m, j] = payload.data
+            ends.append(state["cycle"])
         state["clip"] = ctx.get(dut.status.clip_count)
 
     async def monitor(ctx):
@@ -115,4 +123,6 @@ def simulate(prog: Program, X: np.ndarray, *, p_idle: float = 0.0, seed: int = 0
     sim.add_testbench(sink_or_error)
     sim.run()
     return TileRun(outputs=out, clipped=int(state["clip"]), issue_cycles=issued[:M],
-                   error=int(state["error"]), sim_cycles=state["cycle"])
+                   error=int(state["error"]), sim_cycles=state["cycle"],
+                   vector_cycles=[e - max(s, prev) for s, e, prev
+                                  in zip(starts, ends, [0] + ends[:-1])])

@@ -130,3 +130,7 @@ def test_tile_cell_and_descriptor_items_of_different_word_counts(cfg):
     assert res.error == 0
     np.testing.assert_array_equal(res.outputs, vmm.run(prog, X)[0])
     assert res.issue_cycles == [vmm.predicted_cycles(prog)] * 3
+    # per vector at least: K elements in, the issue cycles, N results out
+    assert len(res.vector_cycles) == 3
+    assert all(v >= 6 + vmm.predicted_cycles(prog) + 4 for v in res.vector_cycles)
+    assert sum(res.vector_cycles) <= res.sim_cycles
