@@ -78,18 +78,6 @@ class CocotbLine(LineTransport):
         self.cycles += cycles
 
 
-def _exchange(line: CocotbLine, frame: bytes) -> list[tuple[int, bytes]]:
-    """Send raw bytes, return the reply frames (for frames the client would never send)."""
-    line.write(frame)
-    dec = hl.FrameDecoder()
-    frames: list = []
-    while not frames:
-        chunk = line.read(4096, 0.5)
-        assert chunk, "no reply from the board core"
-        frames = dec.feed(chunk)
-    return frames
-
-
 @cocotb.test()
 async def board_programs(dut):
     b = Bench(dut, salt=7)
@@ -116,9 +104,9 @@ async def board_programs(dut):
             # A corrupted RUN frame: CRC error, nothing queued or run.
             frame = bytearray(hl.encode_request(hl.Cmd.RUN, X[0].astype("u1").tobytes()))
             frame[5] ^= 0x10
-            assert _exchange(line, bytes(frame)) == \
+            assert line.exchange(bytes(frame), 0.5) == \
                 [(hl.Cmd.ERROR, bytes([hl.LinkError.CRC, hl.Cmd.RUN]))], b.msg("corrupt RUN")
-            assert _exchange(line, hl.encode_request(0x42)) == \
+            assert line.exchange(hl.encode_request(0x42), 0.5) == \
                 [(hl.Cmd.ERROR, bytes([hl.LinkError.UNKNOWN_CMD, 0x42]))], b.msg("unknown")
             Y = client.run(X, prog.cfg)
             st = client.status()

@@ -17,7 +17,7 @@ import collections
 
 from amaranth.sim import Simulator
 
-from golden.hostlink import DEFAULT_BAUD, Transport
+from golden.hostlink import DEFAULT_BAUD, FrameDecoder, Transport
 
 __all__ = ["LineTransport", "SimTransport"]
 
@@ -60,6 +60,19 @@ class LineTransport(Transport):
             spent += step
         out = bytes(self.from_board[:n])
         del self.from_board[:n]
+        return out
+
+    def exchange(self, frame: bytes, timeout: float) -> list[tuple[int, bytes]]:
+        """Send raw bytes (frames the client would never send: corrupt, unknown, cut short)
+        and return the reply frames (code, payload) that follow; ``[]`` if the line stays
+        quiet for ``timeout``."""
+        self.write(frame)
+        dec, out = FrameDecoder(), []
+        while not out:
+            chunk = self.read(4096, timeout)
+            if not chunk:
+                break
+            out += dec.feed(chunk)
         return out
 
 

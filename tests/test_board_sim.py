@@ -16,6 +16,7 @@ from rtl.boards import BoardCore
 from sim.uart_line import SimTransport
 
 DIVISOR = 4          # clocks per bit: keeps the simulation short
+QUIET = 0.05         # seconds of line time without a byte that end a raw exchange
 
 
 def fitting_program(cfg, rng, k, n, squeeze):
@@ -40,18 +41,6 @@ def board():
     return cfg, line, hl.Client(line, timeout=0.05)
 
 
-def request_raw(line, frame: bytes):
-    """Send raw bytes, return the decoded replies (code, payload) that follow."""
-    line.write(frame)
-    dec, out = hl.FrameDecoder(), []
-    while not out:
-        chunk = line.read(4096, 0.05)
-        if not chunk:
-            break
-        out += dec.feed(chunk)
-    return out
-
-
 def test_load_run_corrupt_reset(board):
     cfg, line, client = board
     rng = np.random.default_rng(7)
@@ -68,25 +57,25 @@ def test_load_run_corrupt_reset(board):
     # A corrupted RUN frame (one payload bit flipped): CRC error, nothing queued or run.
     frame = bytearray(hl.encode_request(hl.Cmd.RUN, X[2].astype("u1").tobytes()))
     frame[6] ^= 0x10
-    replies = request_raw(line, bytes(frame))
+    replies = line.exchange(bytes(frame), QUIET)
     assert replies == [(hl.Cmd.ERROR, bytes([hl.LinkError.CRC, hl.Cmd.RUN]))]
     st = client.status()
     assert st.loaded and st.results == 0 and st.bad_frames == 1
 
     # Unknown command, bad length, an over-long length (drained), a LOAD at the wrong offset.
-    assert request_raw(line, hl.encode_request(0x42)) == \
+    assert line.exchange(hl.encode_request(0x42), QUIET) == \
         [(hl.Cmd.ERROR, bytes([hl.LinkError.UNKNOWN_CMD, 0x42]))]
-    assert request_raw(line, hl.encode_request(hl.Cmd.STATUS, b"x")) == \
+    assert line.exchange(hl.encode_request(hl.Cmd.STATUS, b"x"), QUIET) == \
         [(hl.Cmd.ERROR, bytes([hl.LinkError.BAD_LENGTH, hl.Cmd.STATUS]))]
-    assert request_raw(line, bytes([hl.SYNC_REQ, hl.Cmd.RUN, 0xFF, 0xFF, 1, 2, 3])) == \
+    assert line.exchange(bytes([hl.SYNC_REQ, hl.Cmd.RUN, 0xFF, 0xFF, 1, 2, 3]), QUIET) == \
         [(hl.Cmd.ERROR, bytes([hl.LinkError.BAD_LENGTH, hl.Cmd.RUN]))]
-    assert request_raw(line, hl.encode_request(hl.Cmd.LOAD, struct.pack("<II", 5, 0))) == \
+    assert line.exchange(hl.encode_request(hl.Cmd.LOAD, struct.pack("<II", 5, 0)), QUIET) == \
         [(hl.Cmd.ERROR, bytes([hl.LinkError.BAD_OFFSET, hl.Cmd.LOAD]))]
-    assert request_raw(line, hl.encode_request(hl.Cmd.RUN, b"\x01" * 3)) == \
+    assert line.exchange(hl.encode_request(hl.Cmd.RUN, b"\x01" * 3), QUIET) == \
         [(hl.Cmd.ERROR, bytes([hl.LinkError.BAD_LENGTH, hl.Cmd.RUN]))]
     # A frame cut off mid-way: the board times out and answers TIMEOUT.
     cut = hl.encode_request(hl.Cmd.RUN, X[2].astype("u1").tobytes())[:7]
-    assert request_raw(line, cut) == [(hl.Cmd.ERROR, bytes([hl.LinkError.TIMEOUT, hl.Cmd.RUN]))]
+    assert line.exchange(cut, QUIET) == [(hl.Cmd.ERROR, bytes([hl.LinkError.TIMEOUT, hl.Cmd.RUN]))]
 
     st = client.status()
     assert st.loaded and st.tile_error == ti.TileError.NONE and st.bad_frames == 7
@@ -96,7 +85,7 @@ def test_load_run_corrupt_reset(board):
     line.pulse_reset()
     st = client.status()
     assert not st.loaded and st.bad_frames == 0 and st.results == 0
-    assert request_raw(line, hl.encode_request(hl.Cmd.RUN, X[3].astype("u1").tobytes())) == \
+    assert line.exchange(hl.encode_request(hl.Cmd.RUN, X[3].astype("u1").tobytes()), QUIET) == \
         [(hl.Cmd.ERROR, bytes([hl.LinkError.NO_PROGRAM, hl.Cmd.RUN]))]
     with pytest.raises(hl.HostLinkError, match="NO_PROGRAM"):
         client.run(X[3:4], cfg)
