@@ -36,7 +36,9 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import os
+import re
 import struct
 import tempfile
 import zlib
@@ -132,7 +134,50 @@ def dumps(p: Program) -> bytes:
     return body + struct.pack("<I", zlib.crc32(body))
 
 
+#: The arrays of a version-1 file: name -> (dtype as :func:`dumps` writes it, number of dims).
+#: The loader accepts exactly these, so a file whose checksum is valid but whose arrays were
+#: retyped (float inputs, signed cells) is refused instead of computing something else.
+ARRAY_LAYOUT = {"cells": ("|u1", 5), "inputs": ("<i4", 2),
+                **{"act_" + name: ("<i4", 1) for name in ACT_FIELDS},
+                "block_geometry": ("<i8", 2), "block_data": ("<i4", 1)}
+
+#: Header keys of a version-1 file and their JSON types.
+HEADER_KEYS = {"config": dict, "options": dict, "shape": list, "n_steps": int, "stats": dict,
+               "meta": dict, "arrays": list}
+
+#: Compiler options a program records, with their types.
+OPTION_TYPES = {"squeeze": str, "reorder": bool, "balance": bool}
+
+#: Statistics every program carries (``sme stats`` and the report read them), integers >= 0.
+STAT_KEYS = ("K", "N", "weights", "crossbars", "activations", "steps", "cycles", "index_bits",
+             "nonzero_cells", "nonzero_segments", "floor_crossbars", "floor_activations",
+             "floor_cycles")
+
+#: A header longer than this, or nested deeper than ``MAX_HEADER_DEPTH``, is refused before it
+#: is parsed (a real header holds a config, options, statistics and short metadata).
+MAX_HEADER_BYTES = 1 << 22
+MAX_HEADER_DEPTH = 16
+
+_JSON_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"')
+
+
+def json_depth(text: bytes) -> int:
+    """Deepest bracket nesting of a JSON text (brackets inside strings do not count); linear
+    time and no recursion, so it can vet a text before :func:`json.loads` sees it."""
+    b = np.frombuffer(_JSON_STRING.sub(b'""', text), dtype=np.uint8)
+    step = np.isin(b, (ord("["), ord("{"))).astype(np.int64) \
+        - np.isin(b, (ord("]"), ord("}")))
+    return int(np.cumsum(step).max(initial=0))
+
+
+def _is_int(v) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
 def loads(data: bytes, expect_cfg: SMEConfig | None = None, source: str = "program") -> Program:
+    """Parse and validate a program file's bytes.  A valid checksum proves integrity, not
+    validity: every declared size, dtype, key and value range is checked against the config and
+    the payload before anything is allocated from it (:func:`validate` then checks geometry)."""
     def fail(msg: str):
         raise ProgramError(f"{source}: {msg}")
 
@@ -144,37 +189,70 @@ def loads(data: bytes, expect_cfg: SMEConfig | None = None, source: str = "progr
     if version != FORMAT_VERSION:
         fail(f"format version {version} is not supported (this tool reads {FORMAT_VERSION})")
     (crc,) = struct.unpack_from("<I", data, len(data) - 4)
-    if zlib.crc32(data[:-4]) != crc:
+    if zlib.crc32(memoryview(data)[:-4]) != crc:
         fail("checksum mismatch: the file is truncated or corrupt")
     start = len(MAGIC) + 8
+    if start + hlen > len(data) - 4:
+        fail(f"header length {hlen} runs past the end of the file")
+    if hlen > MAX_HEADER_BYTES:
+        fail(f"header of {hlen} bytes is larger than the {MAX_HEADER_BYTES} a program needs")
+    raw = bytes(data[start:start + hlen])
+    if json_depth(raw) > MAX_HEADER_DEPTH:
+        fail(f"header JSON is nested deeper than {MAX_HEADER_DEPTH} levels")
     try:
-        header = json.loads(data[start:start + hlen].decode())
+        header = json.loads(raw.decode())
+    except (ValueError, UnicodeDecodeError) as e:
+        fail(f"malformed header ({type(e).__name__}: {e})")
+    if not isinstance(header, dict):
+        fail("malformed header (not a JSON object)")
+    for key, typ in HEADER_KEYS.items():
+        if key not in header:
+            fail(f"malformed header (no {key!r})")
+        if not isinstance(header[key], typ) or (typ is int and not _is_int(header[key])):
+            fail(f"malformed header ({key!r} must be a JSON {typ.__name__})")
+    try:
         cfg = SMEConfig.from_dict(header["config"])
-        payload = memoryview(data)[start + hlen:len(data) - 4]
-        arrs = {}
-        for ent in header["arrays"]:
-            o, n = int(ent["offset"]), int(ent["nbytes"])
-            if o < 0 or o + n > len(payload):
-                fail(f"array {ent['name']!r} runs past the end of the payload")
-            a = np.frombuffer(payload[o:o + n], dtype=np.dtype(ent["dtype"]))
-            arrs[ent["name"]] = a.reshape(ent["shape"]).copy()
-        shape = tuple(int(v) for v in header["shape"])
-        geo, flat, blocks, pos = arrs["block_geometry"], arrs["block_data"], [], 0
-        for r0, c0, kb, nb in geo:
-            blocks.append((int(r0), int(c0), flat[pos:pos + kb * nb].reshape(kb, nb)
-                           .astype(np.int64)))
-            pos += kb * nb
-        acts = {name: arrs["act_" + name] for name in ACT_FIELDS}
-        prog = Program(cfg=cfg, shape=shape, cells=arrs["cells"], acts=acts,
-                       inputs=arrs["inputs"], blocks=blocks, options=header["options"],
-                       stats=header["stats"], meta=header.get("meta", {}))
-    except ProgramError:
-        raise
-    except ConfigError as e:
+    except (ConfigError, TypeError) as e:
         fail(f"bad config in header: {e}")
-    except (KeyError, TypeError, ValueError, UnicodeDecodeError) as e:
-        fail(f"malformed header or arrays ({type(e).__name__}: {e})")
+    shape = header["shape"]
+    if len(shape) != 2 or not all(_is_int(v) and v >= 0 for v in shape):
+        fail(f"malformed header (shape {shape!r} is not two integers >= 0)")
+    options, stats = header["options"], header["stats"]
+    for key, typ in OPTION_TYPES.items():
+        if not isinstance(options.get(key), typ):
+            fail(f"malformed header (option {key!r} missing or not a {typ.__name__})")
+    if options["squeeze"] not in ("row", "segment"):
+        fail(f"malformed header (unknown squeeze mode {options['squeeze']!r})")
+    for key in STAT_KEYS:
+        if not _is_int(stats.get(key)) or stats[key] < 0:
+            fail(f"malformed header (statistic {key!r} missing or not an integer >= 0)")
+    arrs = _payload_arrays(header["arrays"], memoryview(data)[start + hlen:len(data) - 4], fail)
+    geo, flat = arrs["block_geometry"], arrs["block_data"]
+    if geo.shape[1:] != (4,):
+        fail(f"block table has shape {geo.shape}, expected (blocks, 4)")
+    if geo.size and geo.min() < 0:
+        fail("a weight block has a negative position or size")
+    # Sizes are bounded one factor at a time so that no product can overflow int64.
+    sizes = geo[:, 2] * geo[:, 3] if not geo.size or geo[:, 2:].max() <= len(flat) else None
+    if sizes is None or (sizes.size and sizes.max() > len(flat)) or sizes.sum() != len(flat):
+        fail(f"the block table does not describe the {len(flat)} weights in the payload")
+    ends = np.cumsum(sizes)
+    blocks = [(int(r0), int(c0), flat[e - kb * nb:e].reshape(kb, nb).astype(np.int64))
+              for (r0, c0, kb, nb), e in zip(geo.tolist(), ends.tolist())]
+    prog = Program(cfg=cfg, shape=(shape[0], shape[1]), cells=arrs["cells"],
+                   acts={name: arrs["act_" + name] for name in ACT_FIELDS},
+                   inputs=arrs["inputs"], blocks=blocks, options=options, stats=stats,
+                   meta=header["meta"])
     validate(prog, source)
+    from .quantize import PatternError, check_pattern
+    try:
+        for _, _, b in blocks:
+            check_pattern(b, cfg)
+    except PatternError as e:
+        fail(f"a weight is not on the config's pattern: {e}")
+    if header["n_steps"] != prog.n_steps:
+        fail(f"header says {header['n_steps']} steps, the descriptors use {prog.n_steps}")
+    _check_stats(prog, fail)
     if expect_cfg is not None and prog.cfg != expect_cfg:
         diff = {k: (v, getattr(prog.cfg, k)) for k, v in expect_cfg.to_dict().items()
                 if getattr(prog.cfg, k) != v and k != "name"}
@@ -184,8 +262,64 @@ def loads(data: bytes, expect_cfg: SMEConfig | None = None, source: str = "progr
     return prog
 
 
+def _payload_arrays(table: list, payload: memoryview, fail) -> dict[str, np.ndarray]:
+    """The arrays of the header's table: exactly the names, dtypes and ranks of
+    :data:`ARRAY_LAYOUT`, sizes that agree with their shapes, packed back to back over the
+    whole payload.  Shapes are checked against the bytes present before anything is copied."""
+    arrs, pos = {}, 0
+    for ent in table:
+        if not isinstance(ent, dict) or set(ent) != {"name", "dtype", "shape", "offset",
+                                                     "nbytes"}:
+            fail(f"malformed array table entry {str(ent)[:80]!r}")
+        name, shape = ent["name"], ent["shape"]
+        if name not in ARRAY_LAYOUT or name in arrs:
+            fail(f"unexpected or repeated array {str(name)[:40]!r}")
+        dtype, ndim = ARRAY_LAYOUT[name]
+        if ent["dtype"] != dtype:
+            fail(f"array {name!r} has dtype {str(ent['dtype'])[:20]!r}, expected {dtype!r}")
+        if not (isinstance(shape, list) and len(shape) == ndim
+                and all(_is_int(v) and v >= 0 for v in shape)):
+            fail(f"array {name!r} has shape {str(shape)[:60]}, expected {ndim} sizes >= 0")
+        o, n = ent["offset"], ent["nbytes"]
+        if not (_is_int(o) and _is_int(n)) or o != pos or n > len(payload) - pos:
+            fail(f"array {name!r} does not follow the previous one inside the payload")
+        if math.prod(shape) * np.dtype(dtype).itemsize != n:
+            fail(f"array {name!r} declares shape {shape} but holds {n} bytes")
+        arrs[name] = np.frombuffer(payload[o:o + n], dtype=dtype).reshape(shape) \
+            .astype(dtype[1:], copy=True)
+        pos += n
+    if set(arrs) != set(ARRAY_LAYOUT):
+        fail("missing array(s): " + ", ".join(sorted(set(ARRAY_LAYOUT) - set(arrs))))
+    if pos != len(payload):
+        fail(f"{len(payload) - pos} bytes of payload follow the last array")
+    return arrs
+
+
+def _check_stats(p: Program, fail) -> None:
+    """The statistics a program carries must describe its own arrays."""
+    from .slicing import nonzero_digits
+
+    cfg, s = p.cfg, p.stats
+    want = {"K": p.shape[0], "N": p.shape[1], "crossbars": p.n_xbars,
+            "weights": sum(b.size for _, _, b in p.blocks),
+            "activations": cfg.input_bits * p.n_act, "steps": p.n_steps,
+            "cycles": cfg.input_bits * p.n_steps}
+    want["nonzero_cells"] = nonzero_digits(p.blocks, cfg)
+    want["floor_crossbars"] = -(-want["nonzero_cells"] // (cfg.xbar_rows * cfg.xbar_cols))
+    for key, value in want.items():
+        if s[key] != value:
+            fail(f"statistic {key!r} is {s[key]}, the program's arrays give {value}")
+    for key in OPTION_TYPES:
+        if key in s and s[key] != p.options[key]:
+            fail(f"statistic {key!r} disagrees with the option of the same name")
+
+
 def validate(p: Program, source: str = "program") -> None:
-    """Structural checks, so that a program that loads can always be executed."""
+    """Structural checks, so that a program that loads can always be executed: array shapes
+    against the config, every value in range (cells below 2^cell_bits, descriptor fields
+    within the tile's geometry, weights within +-max_magnitude on the pattern), and weight
+    blocks that tile the K x N layer block-diagonally (disjoint rows, disjoint columns, every
+    row and column covered), so that the declared shape is no larger than the weights."""
     cfg = p.cfg
 
     def fail(msg: str):
@@ -198,8 +332,8 @@ def validate(p: Program, source: str = "program") -> None:
                                                   cfg.ou_cols):
         fail(f"cells have shape {p.cells.shape}, expected (X, {cfg.windows}, {cfg.colgroups}, "
              f"{cfg.ou_rows}, {cfg.ou_cols})")
-    if p.cells.size and p.cells.max() > cfg.cell_max:
-        fail(f"a cell holds {int(p.cells.max())}, above the cell maximum {cfg.cell_max}")
+    if p.cells.size and (p.cells.min() < 0 or p.cells.max() > cfg.cell_max):
+        fail(f"a cell holds {int(p.cells.max())}, outside the digits 0..{cfg.cell_max}")
     n_act = p.inputs.shape[0]
     if p.inputs.ndim != 2 or p.inputs.shape[1] != cfg.ou_rows:
         fail(f"inputs table has shape {p.inputs.shape}, expected (n_act, {cfg.ou_rows})")
@@ -225,6 +359,18 @@ def validate(p: Program, source: str = "program") -> None:
     for r0, c0, b in p.blocks:
         if r0 < 0 or c0 < 0 or r0 + b.shape[0] > k or c0 + b.shape[1] > n:
             fail(f"weight block at ({r0}, {c0}) of shape {b.shape} lies outside {p.shape}")
+        if b.size and int(np.abs(b).max()) > cfg.max_magnitude:
+            fail(f"weight block at ({r0}, {c0}) holds a magnitude above {cfg.max_magnitude}")
+    for axis, size, what in ((0, k, "rows"), (1, n, "columns")):
+        spans = sorted((blk[axis], blk[axis] + blk[2].shape[axis]) for blk in p.blocks)
+        covered = 0
+        for lo, hi in spans:
+            if lo != covered:
+                fail(f"weight blocks {'overlap in' if lo < covered else 'leave out'} {what} "
+                     f"{min(lo, covered)}..{max(lo, covered) - 1} of the {p.shape} layer")
+            covered = hi
+        if covered != size:
+            fail(f"weight blocks cover {covered} of the layer's {size} {what}")
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:

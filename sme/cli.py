@@ -1,9 +1,29 @@
 """``sme``: the project's command line.
 
-Golden-model commands live here (``compile``, ``run``, ``stats``, ``demo``); the RTL, simulation,
-report and FPGA commands are registered by their own packages (each exposes
-``register(subparsers)``).  Errors go to stderr with exit code 2; every output file is written
-atomically.
+Golden-model commands live here (``compile``, ``run``, ``stats``, ``simulate``, ``demo``); the
+RTL, simulation, report and FPGA commands are registered by the modules in :data:`PLUGINS`
+(each exposes ``register(subparsers)``).
+
+The promise, kept by ONE error boundary in :func:`main` for every command: bad input (a bad
+config, a corrupt or crafted file, malformed weights, out-of-range inputs or options, an output
+path that cannot be written, a file declaring more data than the caps allow) prints one line
+``sme <command>: error: <file>: <problem>`` on stderr and exits with 2, without a traceback; every
+output file is written atomically, and SIGINT/SIGTERM leave no temporary file behind.  An
+unexpected exception (a bug) prints one line and exits with 70; ``--debug`` (anywhere on the
+command line, or ``SME_DEBUG=1``) shows its traceback instead.
+
+Rules for a command (yours get the boundary for free, through ``set_defaults(func=...)``):
+
+* raise :class:`UserError` (or any ``ValueError`` subclass) with a message that names the file
+  or option and the problem; let ``OSError``, ``MemoryError`` and ``RecursionError`` escape -
+  :func:`main` words them (:func:`explain`).  Do not catch ``Exception`` to print it yourself,
+  and do not call ``sys.exit`` with a message;
+* range-check options in the parser with the ``type=`` helpers here (:func:`probability`,
+  :func:`positive_int`, ...), so that a bad value fails before any work starts;
+* write outputs only through ``golden.fileio`` (atomic, umask, short temporary names); read
+  ``.npy``/``.npz`` only through it (declared sizes checked before allocating);
+* import heavy modules (amaranth, matplotlib, onnx) inside the command function, not at module
+  level, so that every command starts fast.
 """
 
 from __future__ import annotations
@@ -29,6 +49,86 @@ PLUGINS = ("rtl.verilog", "sim.cli", "golden.report", "rtl.fpga")
 
 class UserError(Exception):
     """Bad input from the user: printed without a traceback."""
+
+
+class Terminated(BaseException):
+    """SIGTERM, raised in the main thread so that ``finally`` blocks and the atomic writers
+    remove their temporary files exactly as they do for SIGINT (``KeyboardInterrupt``)."""
+
+
+#: Exit codes: 2 = bad input (any expected failure), 70 = internal error (a bug, EX_SOFTWARE),
+#: 130 / 143 = interrupted by SIGINT / SIGTERM.
+EXIT_USAGE, EXIT_BUG, EXIT_INT, EXIT_TERM = 2, 70, 130, 143
+
+
+def explain(e: BaseException) -> str | None:
+    """The one-line message for an expected failure class, or ``None`` for a bug."""
+    import struct
+    import zipfile
+    import zlib
+
+    if isinstance(e, (UserError, ValueError)):         # ConfigError, ProgramError, ...
+        return str(e) or type(e).__name__
+    if isinstance(e, OSError):
+        what = e.strerror or str(e) or type(e).__name__
+        names = [repr(str(f)) for f in (e.filename, e.filename2) if f is not None]
+        return f"{' -> '.join(names)}: {what}" if names else what
+    if isinstance(e, MemoryError):
+        return ("out of memory: the input needs more memory than this machine or process "
+                "allows (see SME_MAX_BYTES and --max-bytes in docs/VERIFICATION.md)")
+    if isinstance(e, RecursionError):
+        return "input nested too deeply to process"
+    if isinstance(e, (zipfile.BadZipFile, zlib.error, EOFError, struct.error)):
+        return f"malformed file ({type(e).__name__}: {e})"
+    if isinstance(e, OverflowError):
+        return f"a number in the input is out of range ({e})"
+    return None
+
+
+def _one_line(text: str) -> str:
+    return " ".join(str(text).split())
+
+
+# ---- option types: range checks at parse time --------------------------------------------
+
+def _number(kind, lo=None, hi=None, lo_open=False, what=""):
+    def parse(text: str):
+        try:
+            v = kind(text)
+        except ValueError:
+            noun = "an integer" if kind is int else "a number"
+            raise argparse.ArgumentTypeError(f"{text!r} is not {noun}") from None
+        if v != v or (lo is not None and (v < lo or (lo_open and v == lo))) \
+                or (hi is not None and v > hi):
+            raise argparse.ArgumentTypeError(f"must be {what}, not {text}")
+        return v
+    parse.__name__ = what
+    return parse
+
+
+def probability(text: str) -> float:
+    """A probability of an idle cycle: 0 <= p <= 0.9 (1 would stall forever)."""
+    return _number(float, 0.0, 0.9, what="between 0 and 0.9")(text)
+
+
+def positive_int(text: str) -> int:
+    return _number(int, 1, what="an integer >= 1")(text)
+
+
+def nonnegative_int(text: str) -> int:
+    return _number(int, 0, what="an integer >= 0")(text)
+
+
+def positive_float(text: str) -> float:
+    return _number(float, 0.0, 1e12, lo_open=True, what="a number > 0")(text)
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse, with the usage error on ONE line (the same shape as every other error)."""
+
+    def error(self, message: str):
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {_one_line(message)} "
+                              f"(see {self.prog} --help)\n")
 
 
 def load_npy(path: str, what: str) -> np.ndarray:
@@ -265,13 +365,16 @@ def cmd_demo(args) -> int:
 # ---- entry point ------------------------------------------------------------------------------
 
 def build_parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(prog="sme", description=__doc__.splitlines()[0])
+    ap = ArgumentParser(prog="sme", description=__doc__.splitlines()[0])
+    ap.add_argument("--debug", action="store_true",
+                    help="show the traceback of an unexpected error")
     sub = ap.add_subparsers(dest="command", required=True)
 
     def add_cfg(p):
         p.add_argument("--preset", default="default", choices=sorted(PRESETS))
         p.add_argument("--pattern", choices=["window", "max_ones", "uniform"])
-        p.add_argument("--adc-bits", type=int, help="override the preset's ADC resolution")
+        p.add_argument("--adc-bits", type=positive_int,
+                       help="override the preset's ADC resolution")
 
     p = sub.add_parser("compile", help="quantize and compile a K x N weight matrix")
     p.add_argument("weights", help="K x N .npy matrix (floats, or integers with --integer)")
@@ -301,15 +404,15 @@ def build_parser() -> argparse.ArgumentParser:
                                         "and check it against the golden model")
     p.add_argument("program")
     p.add_argument("--inputs", required=True, help="M x K .npy of unsigned integers")
-    p.add_argument("--idle", type=float, default=0.0,
-                   help="probability of an idle cycle before each stream transfer")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--idle", type=probability, default=0.0,
+                   help="probability of an idle cycle before each stream transfer (0..0.9)")
+    p.add_argument("--seed", type=nonnegative_int, default=0)
     p.set_defaults(func=cmd_simulate)
 
     p = sub.add_parser("demo", help="compile, run and check a built-in example layer")
     add_cfg(p)
     p.add_argument("--out", default="build/demo")
-    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--seed", type=nonnegative_int, default=1)
     p.set_defaults(func=cmd_demo)
 
     for name in PLUGINS:
@@ -325,15 +428,48 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run one command; the error boundary of every command (module docstring)."""
+    import os
+    import signal
+    import traceback
+
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in argv or os.environ.get("SME_DEBUG", "") not in ("", "0")
+    argv = [a for a in argv if a != "--debug"]
     ap = build_parser()
     args = ap.parse_args(argv)
+    name = f"{ap.prog} {args.command}"
+
+    def on_sigterm(signum, frame):
+        raise Terminated()
+
+    try:
+        old = signal.signal(signal.SIGTERM, on_sigterm)
+    except ValueError:                  # not the main thread: leave signals alone
+        old = None
     try:
         return int(args.func(args) or 0)
-    except (UserError, ConfigError, ProgramError, ValueError) as e:
-        print(f"sme {args.command}: error: {e}", file=sys.stderr)
-        return 2
     except KeyboardInterrupt:
-        return 130
+        print(f"{name}: interrupted", file=sys.stderr)
+        return EXIT_INT
+    except Terminated:
+        print(f"{name}: terminated", file=sys.stderr)
+        return EXIT_TERM
+    except SystemExit:
+        raise
+    except Exception as e:                                  # noqa: BLE001 - the boundary
+        msg = explain(e)
+        if debug:
+            traceback.print_exc()
+        if msg is None:
+            print(f"{name}: internal error: {type(e).__name__}: {_one_line(e)} (a bug; "
+                  f"rerun with --debug for the traceback)", file=sys.stderr)
+            return EXIT_BUG
+        print(f"{name}: error: {_one_line(msg)}", file=sys.stderr)
+        return EXIT_USAGE
+    finally:
+        if old is not None:
+            signal.signal(signal.SIGTERM, old)
 
 
 if __name__ == "__main__":

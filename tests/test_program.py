@@ -1,3 +1,4 @@
+import json
 import struct
 import zlib
 
@@ -97,3 +98,94 @@ def test_magic_and_layout(prog):
     d = dumps(prog)
     assert d.startswith(MAGIC)
     assert struct.unpack_from("<I", d, 8)[0] == FORMAT_VERSION
+
+
+# ---- a valid checksum is not validity: crafted headers and arrays --------------------------
+
+def craft(data: bytes, edit_header=None, edit_arrays=None) -> bytes:
+    """Re-pack a program file after editing its parsed header and/or its raw arrays (a dict
+    name -> bytes), with offsets, sizes and the checksum recomputed: what an attacker can do."""
+    hlen = struct.unpack_from("<I", data, 12)[0]
+    header = json.loads(data[16:16 + hlen])
+    payload = data[16 + hlen:-4]
+    raw = {e["name"]: payload[e["offset"]:e["offset"] + e["nbytes"]] for e in header["arrays"]}
+    if edit_arrays:
+        edit_arrays(header, raw)
+    off = 0
+    for e in header["arrays"]:
+        if e["name"] in raw:
+            e["offset"], e["nbytes"] = off, len(raw[e["name"]])
+            off += len(raw[e["name"]])
+    if edit_header:
+        edit_header(header)
+    h = header if isinstance(header, bytes) else json.dumps(header).encode()
+    if callable(getattr(edit_header, "raw", None)):
+        h = edit_header.raw(h)
+    body = MAGIC + struct.pack("<II", FORMAT_VERSION, len(h)) + h + b"".join(
+        raw[e["name"]] for e in header["arrays"] if e["name"] in raw)
+    return _rewrap(body)
+
+
+def _arr(header, name):
+    return next(e for e in header["arrays"] if e["name"] == name)
+
+
+def _retype(name, dtype, conv):
+    def edit(header, raw):
+        e = _arr(header, name)
+        a = np.frombuffer(raw[name], dtype=e["dtype"])
+        raw[name] = conv(a).astype(dtype).tobytes()
+        e["dtype"] = np.dtype(dtype).str
+    return edit
+
+
+@pytest.mark.parametrize("edit_header, edit_arrays, match", [
+    (None, _retype("inputs", np.float32, lambda a: a), "'inputs' has dtype '<f4'"),
+    (None, _retype("cells", np.int8, lambda a: -a.astype(np.int8)), "'cells' has dtype '|i1'"),
+    (lambda h: h["options"].pop("squeeze"), None, "option 'squeeze' missing"),
+    (lambda h: h["stats"].pop("crossbars"), None, "statistic 'crossbars' missing"),
+    (lambda h: h.pop("stats"), None, "no 'stats'"),
+    (lambda h: h["stats"].update(crossbars=999), None, "statistic 'crossbars' is 999"),
+    (lambda h: h.update(shape=[19, 1 << 24]), None, "cover 11 of the layer's 16777216 columns"),
+    (lambda h: h.update(shape=[19.0, 11]), None, "shape"),
+    (lambda h: h.update(n_steps=h["n_steps"] + 1), None, "steps"),
+    (lambda h: h["config"].update(xbar_rows=4096, xbar_cols=4096), None, "cells have shape"),
+    (lambda h: _arr(h, "cells")["shape"].__setitem__(0, 1 << 40), None, "declares shape"),
+    (lambda h: _arr(h, "block_data").update(offset=3), None, "does not follow"),
+    (lambda h: h["arrays"].append(dict(_arr(h, "cells"))), None, "repeated array"),
+    (lambda h: h.update(meta={"a": json.loads("[" * 20 + "]" * 20)}), None, "nested deeper"),
+])
+def test_crafted_header_with_valid_crc_rejected(prog, edit_header, edit_arrays, match):
+    with pytest.raises(ProgramError, match=match.replace("(", r"\(").replace("|", r"\|")):
+        loads(craft(dumps(prog), edit_header, edit_arrays))
+
+
+def test_crafted_values_with_valid_crc_rejected(prog):
+    def cell_two(header, raw):
+        raw["cells"] = bytes([2]) + raw["cells"][1:]         # tiny preset: 1-bit cells
+    with pytest.raises(ProgramError, match="outside the digits 0..1"):
+        loads(craft(dumps(prog), None, cell_two))
+
+    def geometry(header, raw):                               # a block past the data
+        g = np.frombuffer(raw["block_geometry"], dtype="<i8").copy()
+        g[2] = 1 << 40                                       # rows of block 0
+        raw["block_geometry"] = g.tobytes()
+    with pytest.raises(ProgramError, match="block table"):
+        loads(craft(dumps(prog), None, geometry))
+
+    def off_pattern(header, raw):                            # 5 = 0b101: not in a window of 2
+        d = np.frombuffer(raw["block_data"], dtype="<i4").copy()
+        d[0] = 5
+        raw["block_data"] = d.tobytes()
+    with pytest.raises(ProgramError, match="pattern|statistic"):
+        loads(craft(dumps(prog), None, off_pattern))
+
+
+def test_deep_header_is_refused_without_recursion(prog):
+    deep = b"[" * 100_000 + b"]" * 100_000
+
+    def edit(h):
+        pass
+    edit.raw = lambda text: text[:-1] + b', "x": ' + deep + b"}"
+    with pytest.raises(ProgramError, match="nested deeper"):
+        loads(craft(dumps(prog), edit))
