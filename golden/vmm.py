@@ -16,7 +16,7 @@ import numpy as np
 
 from .program import Program
 
-__all__ = ["run", "predicted_cycles", "InputError", "check_inputs"]
+__all__ = ["run", "predicted_cycles", "InputError", "check_inputs", "effective_weights"]
 
 
 class InputError(ValueError):
@@ -42,6 +42,32 @@ def check_inputs(X: np.ndarray, p: Program) -> np.ndarray:
 def predicted_cycles(p: Program) -> int:
     """Issue cycles per input vector: ``input_bits * steps`` (one step per cycle)."""
     return p.cycles_per_vector()
+
+
+def effective_weights(p: Program) -> np.ndarray:
+    """The K x N integer matrix the program computes with a lossless ADC, read from its cell
+    images and descriptors (not from ``p.blocks``): entry [k, j] sums
+    ``(-1)^sign * digit << (plane*cell_bits + shift)`` over every enabled wordline driven by
+    input k and every bitline feeding output j.  Equals ``p.dense_q()`` for a compiled
+    program; differs from it once cells are changed (faults), so a fast path built on it runs
+    the same program as :func:`run`."""
+    cfg = p.cfg
+    K, N = p.shape
+    W = np.zeros((K, N), dtype=np.int64)
+    if p.n_act == 0:
+        return W
+    a = p.acts
+    cu = cfg.ou_cols
+    cells = p.cells[a["xbar"], a["window"], a["colgroup"]].astype(np.int64)     # n, ru, cu
+    weight = (1 - 2 * a["sign"].astype(np.int64)) << (a["plane"].astype(np.int64)
+                                                      * cfg.cell_bits + a["shift"])
+    vals = cells * weight[:, None, None]
+    rows = np.broadcast_to(p.inputs[:, :, None], vals.shape)
+    cols = np.broadcast_to(a["outgroup"].astype(np.int64)[:, None, None] * cu
+                           + np.arange(cu)[None, None, :], vals.shape)
+    keep = (rows >= 0) & (cols < N) & (vals != 0)
+    np.add.at(W, (rows[keep], cols[keep]), vals[keep])
+    return W
 
 
 def run(p: Program, X: np.ndarray, chunk_elems: int = 1 << 24) -> tuple[np.ndarray, int]:
