@@ -52,6 +52,14 @@ def layers(draw, cfg: SMEConfig):
     return blocks, (groups * kg, groups * ng)
 
 
+def dense(blocks, shape) -> np.ndarray:
+    """The K x N matrix of a block list (for checks on small layers)."""
+    q = np.zeros(shape, dtype=np.int64)
+    for r0, c0, b in blocks:
+        q[r0:r0 + b.shape[0], c0:c0 + b.shape[1]] = b
+    return q
+
+
 def inputs(rng: np.random.Generator, cfg: SMEConfig, m: int, k: int) -> np.ndarray:
     """Input vectors with the extremes included (all zero, all max) and random ones."""
     x = rng.integers(0, cfg.max_input + 1, size=(m, k))

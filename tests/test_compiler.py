@@ -10,14 +10,7 @@ from golden.slicing import LayerError
 from golden.quantize import PatternError
 from golden.vmm import run
 
-from .strategies import configs, inputs, layers, random_q
-
-
-def dense(blocks, shape):
-    q = np.zeros(shape, dtype=np.int64)
-    for r0, c0, b in blocks:
-        q[r0:r0 + b.shape[0], c0:c0 + b.shape[1]] = b
-    return q
+from .strategies import configs, dense, inputs, layers, random_q
 
 
 @settings(max_examples=260, deadline=None, suppress_health_check=[HealthCheck.too_slow])

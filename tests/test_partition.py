@@ -12,14 +12,7 @@ from golden.program import ProgramError
 from golden.tile_image import TileImageError, fits_tile
 from golden.vmm import effective_weights
 
-from .strategies import configs, inputs, layers, random_q
-
-
-def _dense(blocks, shape):
-    q = np.zeros(shape, dtype=np.int64)
-    for r0, c0, b in blocks:
-        q[r0:r0 + b.shape[0], c0:c0 + b.shape[1]] = b
-    return q
+from .strategies import configs, dense, inputs, layers, random_q
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -33,7 +26,7 @@ def test_partitioned_layer_equals_matmul(cfg, data, squeeze):
     rng = np.random.default_rng(data.draw(st.integers(0, 2**32 - 1)))
     X = inputs(rng, cfg, 4, shape[0])
     Y, clipped = gp.run(part, X)
-    assert np.array_equal(Y, X @ _dense(blocks, shape))
+    assert np.array_equal(Y, X @ dense(blocks, shape))
     assert clipped == [0] * part.n_parts
 
 
@@ -54,7 +47,7 @@ def test_beyond_one_tile_and_depthwise(squeeze):
     for tp in dw.parts:                      # a region meets only its own channels
         assert len(tp.cols) <= -(-len(tp.rows) // 9) + 1
     X = inputs(rng, cfg, 5, 9 * C)
-    assert np.array_equal(gp.run(dw, X)[0], X @ _dense(blocks, (9 * C, C)))
+    assert np.array_equal(gp.run(dw, X)[0], X @ dense(blocks, (9 * C, C)))
 
 
 def test_crossbar_split_parts_fit_and_add_up():
