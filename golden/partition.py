@@ -48,7 +48,7 @@ from typing import Callable
 
 import numpy as np
 
-from .compiler import compile_blocks
+from .compiler import compile_blocks, program_stats
 from .config import SMEConfig
 from .program import ACT_FIELDS, Program, ProgramError
 from .program import dumps as program_dumps
@@ -106,16 +106,23 @@ class Partition:
 # ---- partitioning -----------------------------------------------------------------------------
 
 def _sub_blocks(blocks, r0: int, r1: int, c0: int, c1: int):
-    """The parts of ``blocks`` inside rows [r0, r1) x cols [c0, c1), in local coordinates."""
-    out = []
+    """The blocks clipped to rows [r0, r1) x cols [c0, c1), renumbered onto the rows and
+    columns they cover: returns ``(local blocks, rows, cols)`` with ``rows``/``cols`` the layer
+    indices of the local ones.  Zero blocks are kept, so the local blocks cover every local
+    row and column (a program's blocks must tile its layer block-diagonally)."""
+    clipped = []
     for br, bc, b in blocks:
         gr0, gr1 = max(r0, br), min(r1, br + b.shape[0])
         gc0, gc1 = max(c0, bc), min(c1, bc + b.shape[1])
         if gr0 < gr1 and gc0 < gc1:
-            sub = b[gr0 - br:gr1 - br, gc0 - bc:gc1 - bc]
-            if sub.any():
-                out.append((gr0 - r0, gc0 - c0, sub))
-    return out
+            clipped.append((gr0, gc0, b[gr0 - br:gr1 - br, gc0 - bc:gc1 - bc]))
+    if not any(b.any() for _, _, b in clipped):
+        return [], None, None
+    rows = np.unique(np.concatenate([np.arange(r, r + b.shape[0]) for r, _, b in clipped]))
+    cols = np.unique(np.concatenate([np.arange(c, c + b.shape[1]) for _, c, b in clipped]))
+    local = [(int(np.searchsorted(rows, r)), int(np.searchsorted(cols, c)), b)
+             for r, c, b in clipped]
+    return local, rows.astype(np.int64), cols.astype(np.int64)
 
 
 def _span(blocks, axis: int, lo: int, hi: int, other_lo: int, other_hi: int):
@@ -154,21 +161,22 @@ def _split_xbars(prog: Program, cfg: SMEConfig) -> list[Program]:
                        acts=acts, inputs=prog.inputs[sel].copy(), blocks=[],
                        options=dict(prog.options),
                        meta={**prog.meta, "xbar_split": [x0, min(x0 + T, prog.n_xbars)]})
-        # A part computes only its crossbars' share of the weights: its blocks say so.
+        # A part computes only its crossbars' share of the weights (a subset of the digits
+        # of each weight, so still on the pattern): its blocks say so.
         part.blocks = [(0, 0, vmm.effective_weights(part))]
         validate(part, "crossbar part")
-        part.stats = {"crossbars": part.n_xbars, "steps": part.n_steps,
-                      "cycles": part.cycles_per_vector()}
+        # every tile holding a part of the region needs the region's whole index table
+        part.stats = program_stats(part, prog.stats["index_bits"])
         out.append(part)
     return out
 
 
 def _region(blocks, r0, r1, c0, c1, cfg, tile_cfg, options, meta) -> list[TilePart]:
     """Compile rows [r0, r1) x cols [c0, c1) into parts that fit, halving rows if needed."""
-    sub = _sub_blocks(blocks, r0, r1, c0, c1)
+    sub, rows, cols = _sub_blocks(blocks, r0, r1, c0, c1)
     if not sub:
         return []
-    prog = compile_blocks(sub, (r1 - r0, c1 - c0), cfg, check=False,
+    prog = compile_blocks(sub, (len(rows), len(cols)), cfg, check=False,
                           meta={**meta, "region": [r0, r1, c0, c1]}, **options)
     progs = _split_xbars(prog, tile_cfg)
     try:
@@ -180,8 +188,6 @@ def _region(blocks, r0, r1, c0, c1, cfg, tile_cfg, options, meta) -> list[TilePa
         mid = (r0 + r1) // 2
         return (_region(blocks, r0, mid, c0, c1, cfg, tile_cfg, options, meta)
                 + _region(blocks, mid, r1, c0, c1, cfg, tile_cfg, options, meta))
-    rows = np.arange(r0, r1, dtype=np.int64)
-    cols = np.arange(c0, c1, dtype=np.int64)
     return [TilePart(p, rows, cols) for p in progs]
 
 
@@ -201,7 +207,7 @@ def partition_layer(q, shape, cfg: SMEConfig, *, tile_cfg: SMEConfig | None = No
         for _, _, b in blocks:
             check_pattern(b, cfg)
     # A config mismatch is found on an empty probe program, before any compile work.
-    probe = compile_blocks([], (1, 1), cfg, check=False)
+    probe = compile_blocks([(0, 0, np.zeros((1, 1), np.int64))], (1, 1), cfg, check=False)
     fits_tile(probe, tile_cfg)
     options = {"squeeze": squeeze, "reorder": reorder, "balance": balance}
     K, N = shape
