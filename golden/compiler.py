@@ -64,8 +64,8 @@ def compile_blocks(blocks, shape, cfg: SMEConfig, *, squeeze: str = "row", reord
         raise LayerError(f"squeeze must be one of {', '.join(SQUEEZE_MODES)}, not {squeeze!r}")
     blocks, shape = as_blocks(blocks, shape)
     if check:
-        for _, _, b in blocks:
-            check_pattern(b, cfg)
+        for _, c0, b in blocks:
+            check_pattern(b, cfg, col0=c0)
     options = {"squeeze": squeeze, "reorder": bool(reorder), "balance": bool(balance)}
     if squeeze == "row":
         cells, acts, inputs, index_bits = _row_squeeze(blocks, shape, cfg, reorder)

@@ -16,7 +16,7 @@ from typing import Any
 
 __all__ = ["ConfigError", "SMEConfig", "PRESETS", "preset", "PATTERNS"]
 
-PATTERNS = ("window", "max_ones", "uniform")
+PATTERNS = ("window", "max_ones", "uniform", "fragment")
 
 
 class ConfigError(ValueError):
@@ -36,7 +36,12 @@ class SMEConfig:
         ``weight_bits``: magnitude bits B of a quantized weight (sign kept in separate positive
         and negative crossbar sets).  ``pattern``: ``"window"`` (non-zero magnitude bits within
         ``window`` consecutive positions), ``"max_ones"`` (at most ``max_ones`` one-bits
-        anywhere) or ``"uniform"`` (every magnitude below 2^B).
+        anywhere), ``"uniform"`` (every magnitude below 2^B) or ``"fragment"``: the weights of
+        one *fragment* (the ``ou_cols`` outputs of one input row inside one output group, the
+        unit that segment squeeze packs) share one exponent e and have ``fragment_bits``-bit
+        mantissas, |q| = m * 2^e with m < 2^fragment_bits, so a fragment occupies at most
+        ``fragment_bits`` bit planes per sign; with ``fragment_sign`` its non-zero weights also
+        share one sign (one sign set per fragment).
     Array
         ``cell_bits`` bits per ReRAM cell (1 = SLC, 2 = MLC: a cell holds one base-2^cell_bits
         digit of the magnitude).  ``xbar_rows`` x ``xbar_cols`` cells per crossbar.
@@ -57,6 +62,8 @@ class SMEConfig:
     pattern: str = "window"
     window: int = 3
     max_ones: int = 2
+    fragment_bits: int = 3
+    fragment_sign: bool = False
     cell_bits: int = 1
     xbar_rows: int = 128
     xbar_cols: int = 128
@@ -73,9 +80,9 @@ class SMEConfig:
             if not cond:
                 raise ConfigError(f"{field} must be {allowed}, not {value!r}")
 
-        for field in ("weight_bits", "window", "max_ones", "cell_bits", "xbar_rows", "xbar_cols",
-                      "ou_rows", "ou_cols", "input_bits", "tile_xbars", "tile_inputs",
-                      "tile_outputs"):
+        for field in ("weight_bits", "window", "max_ones", "fragment_bits", "cell_bits",
+                      "xbar_rows", "xbar_cols", "ou_rows", "ou_cols", "input_bits", "tile_xbars",
+                      "tile_inputs", "tile_outputs"):
             value = getattr(self, field)
             need(isinstance(value, int) and not isinstance(value, bool), field, value,
                  "an integer")
@@ -85,6 +92,10 @@ class SMEConfig:
              f"between 1 and weight_bits ({self.weight_bits})")
         need(1 <= self.max_ones <= self.weight_bits, "max_ones", self.max_ones,
              f"between 1 and weight_bits ({self.weight_bits})")
+        need(1 <= self.fragment_bits <= self.weight_bits, "fragment_bits", self.fragment_bits,
+             f"between 1 and weight_bits ({self.weight_bits})")
+        need(isinstance(self.fragment_sign, bool), "fragment_sign", self.fragment_sign,
+             "true or false")
         need(self.cell_bits in (1, 2, 4), "cell_bits", self.cell_bits, "1, 2 or 4")
         need(self.weight_bits % self.cell_bits == 0, "cell_bits", self.cell_bits,
              f"a divisor of weight_bits ({self.weight_bits})")

@@ -38,7 +38,7 @@ from pathlib import Path
 
 import numpy as np
 
-from golden.config import PRESETS, ConfigError, preset
+from golden.config import PATTERNS, PRESETS, ConfigError, preset
 from golden.program import ProgramError, atomic_write_bytes
 
 __all__ = ["main", "UserError", "load_npy", "save_npy"]
@@ -158,6 +158,10 @@ def _config(args) -> "SMEConfig":  # noqa: F821
         changes["pattern"] = args.pattern
     if getattr(args, "adc_bits", None) is not None:
         changes["adc_bits"] = args.adc_bits
+    if getattr(args, "fragment_bits", None) is not None:
+        changes["fragment_bits"] = args.fragment_bits
+    if getattr(args, "fragment_sign", False):
+        changes["fragment_sign"] = True
     return cfg.replace(**changes) if changes else cfg
 
 
@@ -372,7 +376,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     def add_cfg(p):
         p.add_argument("--preset", default="default", choices=sorted(PRESETS))
-        p.add_argument("--pattern", choices=["window", "max_ones", "uniform"])
+        p.add_argument("--pattern", choices=PATTERNS)
+        p.add_argument("--fragment-bits", type=positive_int,
+                       help="fragment pattern: mantissa bits shared-exponent fragments keep")
+        p.add_argument("--fragment-sign", action="store_true",
+                       help="fragment pattern: one sign per fragment")
         p.add_argument("--adc-bits", type=positive_int,
                        help="override the preset's ADC resolution")
 

@@ -232,7 +232,7 @@ def fitting_layer(cfg, rng, pattern_cfg, *, k_max=None, n_max=None, tries=60):
         shrink = 1 + i // 10
         k = int(rng.integers(1, max(2, k_max // shrink) + 1))
         n = int(rng.integers(1, max(2, n_max // shrink) + 1))
-        q = rng.choice(levels, size=(k, n))
+        q = quantize.project_levels(rng.choice(levels, size=(k, n)), pattern_cfg)  # fragments
         q[rng.random((k, n)) < rng.uniform(0.3, 0.9)] = 0
         try:
             for sq in ("row", "segment"):

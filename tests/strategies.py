@@ -18,7 +18,8 @@ def configs(draw, lossless: bool = True) -> SMEConfig:
     ou_cols = draw(st.sampled_from([c for c in (1, 2, 4, 8) if cols % c == 0]))
     rows = draw(st.integers(2, 20))
     return cfg.replace(
-        name="hyp", pattern=draw(st.sampled_from(["window", "max_ones", "uniform"])),
+        name="hyp", pattern=draw(st.sampled_from(["window", "max_ones", "uniform", "fragment"])),
+        fragment_bits=draw(st.integers(1, cfg.weight_bits)), fragment_sign=draw(st.booleans()),
         cell_bits=cell_bits, xbar_rows=rows, xbar_cols=cols,
         ou_rows=draw(st.integers(1, min(rows, 9))), ou_cols=ou_cols,
         input_bits=draw(st.integers(1, 8)),
@@ -26,10 +27,12 @@ def configs(draw, lossless: bool = True) -> SMEConfig:
         adc_bits=None if lossless else draw(st.integers(1, 3)))
 
 
-def random_q(rng: np.random.Generator, shape, cfg: SMEConfig, density: float) -> np.ndarray:
-    """Trained-like integers on cfg's pattern: Laplace magnitudes, a fraction zeroed."""
+def random_q(rng: np.random.Generator, shape, cfg: SMEConfig, density: float,
+             col0: int = 0) -> np.ndarray:
+    """Trained-like integers on cfg's pattern: Laplace magnitudes, a fraction zeroed (zeroing
+    keeps every pattern).  ``col0``: the first output column of this block in its layer."""
     w = rng.laplace(0, cfg.max_magnitude / rng.uniform(2, 20), size=shape)
-    q = project_levels(np.clip(w, -cfg.max_magnitude, cfg.max_magnitude), cfg)
+    q = project_levels(np.clip(w, -cfg.max_magnitude, cfg.max_magnitude), cfg, col0=col0)
     return np.where(rng.random(shape) < density, q, 0)
 
 
@@ -48,7 +51,8 @@ def layers(draw, cfg: SMEConfig):
     groups = draw(st.integers(2, 6))
     kg = draw(st.integers(1, 9))
     ng = 1 if kind == "depthwise" else draw(st.integers(1, 5))
-    blocks = [(g * kg, g * ng, random_q(rng, (kg, ng), cfg, density)) for g in range(groups)]
+    blocks = [(g * kg, g * ng, random_q(rng, (kg, ng), cfg, density, col0=g * ng))
+              for g in range(groups)]
     return blocks, (groups * kg, groups * ng)
 
 

@@ -1,9 +1,12 @@
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from golden.config import preset
-from golden.quantize import (ADMMState, PatternError, admm, allowed_levels, allowed_magnitudes,
-                             check_pattern, project_levels, quantize)
+from golden.quantize import (ADMMState, PatternError, admm, admm_reconstruct, allowed_levels,
+                             allowed_magnitudes, check_pattern, output_error, project_levels,
+                             quantize)
 
 
 def test_window3_levels_match_spec():
@@ -87,3 +90,123 @@ def test_admm_state_numpy_api():
     res = st.update(np.linspace(-1, 1, 11))
     assert res >= 0 and st.penalty_grad(np.zeros(11)).shape == (11,)
     check_pattern(st.integers(), cfg)
+
+
+# ---- the fragment pattern --------------------------------------------------------------------
+
+def _fragment_ok(frag, k: int, one_sign: bool) -> bool:
+    """The definition, written independently: the OR of the magnitudes, with its trailing zeros
+    stripped, is below 2^k; with one_sign no two non-zero weights differ in sign."""
+    orv = 0
+    for v in frag:
+        orv |= abs(int(v))
+    while orv and orv % 2 == 0:
+        orv //= 2
+    mixed = any(v > 0 for v in frag) and any(v < 0 for v in frag)
+    return orv < (1 << k) and not (one_sign and mixed)
+
+
+def _all_fragments(cfg, width: int) -> np.ndarray:
+    levels = np.arange(-cfg.max_magnitude, cfg.max_magnitude + 1)
+    grid = np.stack(np.meshgrid(*[levels] * width, indexing="ij"), -1).reshape(-1, width)
+    keep = [_fragment_ok(f, cfg.fragment_bits, cfg.fragment_sign) for f in grid]
+    return grid[np.array(keep)]
+
+
+def _fragment_cfg(k: int, one_sign: bool, cu: int):
+    return preset("tiny").replace(pattern="fragment", fragment_bits=k, fragment_sign=one_sign,
+                                  ou_cols=cu, xbar_cols=8, tile_outputs=8 * cu)
+
+
+@settings(max_examples=60, deadline=None)
+@given(k=st.integers(1, 4), one_sign=st.booleans(), cu=st.sampled_from([1, 2, 4]),
+       seed=st.integers(0, 2**32 - 1), col0=st.integers(0, 5))
+def test_fragment_projection_is_exact_and_idempotent(k, one_sign, cu, seed, col0):
+    """Property: every fragment goes to a nearest point of the allowed set (brute force over all
+    allowed fragments of a 4-bit config), the result obeys the pattern, projecting it again
+    changes nothing."""
+    cfg = _fragment_cfg(k, one_sign, cu)
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(1, 9))
+    v = rng.uniform(-18, 18, size=(3, n)) * (rng.random((3, n)) < 0.8)
+    q = project_levels(v, cfg, col0=col0)
+    check_pattern(q, cfg, col0=col0)
+    assert np.array_equal(project_levels(q.astype(float), cfg, col0=col0), q)
+    width = min(cu, 2)                   # brute force over widths 1 and 2 (31^2 fragments)
+    allowed = _all_fragments(cfg, width)
+    lead = col0 % cu
+    for r in range(v.shape[0]):
+        for g0 in range(-lead, n, cu):   # the global output groups that meet this array
+            cols = [c for c in range(g0, g0 + cu) if 0 <= c < n]
+            if len(cols) > width:
+                continue
+            vv = np.zeros(width)
+            vv[:len(cols)] = v[r, cols]
+            best = np.min(np.sum((allowed - vv) ** 2, axis=1))
+            assert np.isclose(np.sum((q[r, cols] - v[r, cols]) ** 2), best), (r, cols)
+
+
+def test_fragment_layout_and_col0():
+    """Fragments follow the output axis and the global output groups of the layer."""
+    cfg = preset("default").replace(pattern="fragment", fragment_bits=2)
+    row = np.array([[1.0, 64.0, 0, 0, 0, 0, 0, 0, 1.0, 3.0]])
+    q = project_levels(row, cfg)
+    assert q[0, :8].tolist() == [0, 64, 0, 0, 0, 0, 0, 0] and q[0, 8:].tolist() == [1, 3]
+    # shifted by col0 = 7, the 1 sits alone in the last column of the first group
+    assert project_levels(row, cfg, col0=7)[0, :2].tolist() == [1, 64]
+    # the PyTorch layout (outputs first) groups the same weights
+    assert np.array_equal(project_levels(row.T, cfg, out_axis=0), q.T)
+    sign = cfg.replace(fragment_sign=True)
+    # -4 goes (one sign); e = 1 gives [6, 0, 2] and e = 2 gives [4, 0, 0], both at squared
+    # error 18: the tie goes to the smaller exponent
+    assert project_levels(np.array([[5.0, -4.0, 1.0]]), sign).tolist() == [[6, 0, 2]]
+
+
+def test_check_pattern_names_the_fragment():
+    cfg = preset("default").replace(pattern="fragment", fragment_bits=2)
+    check_pattern(np.array([[12, 4, 8, 0, 0, 0, 0, 0, 1]]), cfg)
+    with pytest.raises(PatternError, match=r"row 0, output columns 0\.\.7 .*spans more"):
+        check_pattern(np.array([[12, 2, 0, 0, 0, 0, 0, 0]]), cfg)
+    check_pattern(np.array([[12, 2]]), cfg, col0=7)          # different groups there
+    with pytest.raises(PatternError, match="mixes signs"):
+        check_pattern(np.array([[4, -4]]), cfg.replace(fragment_sign=True))
+    with pytest.raises(PatternError, match="violates"):
+        check_pattern(np.array([[5]]), cfg)                  # 101 needs three bits
+
+
+@settings(max_examples=25, deadline=None)
+@given(pattern=st.sampled_from(["window", "fragment"]), one_sign=st.booleans(),
+       seed=st.integers(0, 2**32 - 1))
+def test_admm_reconstruct_ends_on_pattern_and_beats_rounding(pattern, one_sign, seed):
+    """Property: layer-wise ADMM returns weights on the pattern whose output error on the
+    calibration inputs is no worse than plain projection (usually much better)."""
+    cfg = preset("default").replace(pattern=pattern, fragment_sign=one_sign)
+    rng = np.random.default_rng(seed)
+    k, n = int(rng.integers(4, 40)), int(rng.integers(1, 20))
+    x = rng.normal(size=(200, k)) @ rng.normal(size=(k, k))          # correlated inputs
+    gram = x.T @ x / len(x)
+    w = rng.laplace(size=(k, n))
+    q, alpha = admm_reconstruct(w, gram, cfg, iters=15)
+    check_pattern(q, cfg)
+    q0 = project_levels(w / alpha, cfg)
+    assert output_error(w, q * alpha, gram) <= output_error(w, q0 * alpha, gram) + 1e-12
+
+
+def test_admm_reconstruct_improves_a_correlated_layer():
+    cfg = preset("default").replace(pattern="fragment", fragment_bits=2, fragment_sign=True)
+    rng = np.random.default_rng(7)
+    x = np.maximum(rng.normal(size=(2000, 64)) @ rng.normal(size=(64, 64)), 0)
+    gram = x.T @ x / len(x)
+    w = rng.laplace(size=(64, 32))
+    q, alpha = admm_reconstruct(w, gram, cfg)
+    q0 = project_levels(w / alpha, cfg)
+    assert output_error(w, q * alpha, gram) < 0.8 * output_error(w, q0 * alpha, gram)
+
+
+def test_admm_reconstruct_white_inputs_is_the_projection():
+    """With white calibration inputs (G = I) the output error is the weight error, whose
+    minimiser is the projection itself: ADMM must return exactly that."""
+    cfg = preset("default").replace(pattern="fragment", fragment_bits=2, fragment_sign=True)
+    w = np.random.default_rng(1).laplace(size=(30, 16))
+    q, alpha = admm_reconstruct(w, np.eye(30), cfg, iters=10)
+    assert np.array_equal(q, project_levels(w / alpha, cfg))

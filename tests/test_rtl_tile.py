@@ -47,7 +47,7 @@ def run_program(cfg, p, X, seed, p_idle=0.3):
 
 @pytest.mark.parametrize("name", PRESETS)
 @pytest.mark.parametrize("squeeze", ["row", "segment"])
-@pytest.mark.parametrize("pattern", ["window", "max_ones", "uniform"])
+@pytest.mark.parametrize("pattern", ["window", "max_ones", "uniform", "fragment"])
 def test_tile_matches_golden(name, squeeze, pattern):
     cfg = preset(name)
     seed = zlib.crc32(f"{name} {squeeze} {pattern}".encode()) % 10000
