@@ -204,8 +204,8 @@ def partition_layer(q, shape, cfg: SMEConfig, *, tile_cfg: SMEConfig | None = No
     tile_cfg = cfg if tile_cfg is None else tile_cfg
     blocks, shape = as_blocks(q, shape)
     if check:
-        for _, _, b in blocks:
-            check_pattern(b, cfg)
+        for _, c0, b in blocks:
+            check_pattern(b, cfg, col0=c0)
     # A config mismatch is found on an empty probe program, before any compile work.
     probe = compile_blocks([(0, 0, np.zeros((1, 1), np.int64))], (1, 1), cfg, check=False)
     fits_tile(probe, tile_cfg)

@@ -246,8 +246,8 @@ def loads(data: bytes, expect_cfg: SMEConfig | None = None, source: str = "progr
     validate(prog, source)
     from .quantize import PatternError, check_pattern
     try:
-        for _, _, b in blocks:
-            check_pattern(b, cfg)
+        for _, c0, b in blocks:
+            check_pattern(b, cfg, col0=c0)
     except PatternError as e:
         fail(f"a weight is not on the config's pattern: {e}")
     if header["n_steps"] != prog.n_steps:
