@@ -1,0 +1,285 @@
+"""Hardware backends of the inference engine: every convolution and linear layer through its
+compiled tile programs.
+
+A backend serves the graph (``sme/infer/graph.py``) through three calls:
+
+``prepare(ops)``
+    once, with every :class:`~sme.infer.graph.MatmulOp` (weight float ``(groups, K_g, N_g)``).
+    Weights are quantized onto the configured bit pattern with one scale per output channel
+    (:func:`golden.quantize.quantize`, MSE search) and the layer (block-diagonal when
+    ``groups > 1``, never unrolled densely) is cut into tile programs by
+    :func:`golden.partition.partition_layer`; with fault rates, stuck cells are then drawn into
+    every tile program (:mod:`golden.faults`, seeded by layer and part).
+``calibrate(op, cols)``
+    for every op on a few calibration images, in network order, with float inputs.  The
+    per-layer activation scale is ``s = max over calls of P(|x|) / (2^input_bits - 1)``, P the
+    ``percentile`` (default 99.99) of the call's inputs; larger inputs saturate.  A layer that
+    saw a negative input during calibration is *signed*.
+``matmul(op, cols)``
+    ``cols`` float ``(M, groups, K_g)`` -> float ``(M, groups * N_g)`` without bias.  Inputs are
+    quantized to ``x_q = clip(rint(x / s), 0, 2^A - 1)`` (A = input_bits).
+
+**Signed inputs** (the network input of the first layer, and MobileNet-v2's linear
+bottlenecks that feed the next expansion): the hardware takes unsigned inputs only, so a signed
+layer runs two unsigned passes through the same programs, ``x = x+ - x-`` with
+``x+ = max(x, 0)``, ``x- = max(-x, 0)``, each quantized with the same scale, and
+``Y = run(Q(x+)) - run(Q(x-))``.  With a lossless ADC this is exactly ``(Q(x+) - Q(x-)) @ W``,
+i.e. a sign-magnitude input quantizer with A magnitude bits; it costs two vectors per
+position.  An unsigned layer clamps any negative input to 0 (its calibration saw none).
+
+Integer accumulation is exact (int64); dequantization is ``y = Y * s * alpha[channel]``.
+
+Paths of :class:`GoldenBackend`:
+
+``fast`` (lossless ADC only)
+    the integer product with the matrices the tile programs compute, read from their cell
+    images and descriptors (:func:`golden.vmm.effective_weights`, so faults are included), as
+    one float64 BLAS product per layer (dense) or per tile program (grouped); exact because
+    every partial sum stays below 2^53 (checked at prepare time).
+``exact``
+    each tile program OU by OU, input bit by input bit, through :func:`golden.vmm.run`, ADC
+    clipping included; clipped samples are counted per layer (:meth:`GoldenBackend.report`).
+
+With a lossless ADC the two paths agree exactly (tested).  :class:`RTLBackend` runs the same
+tile programs on the emitted Verilog tile.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+
+from golden import partition as gpart
+from golden import vmm
+from golden.config import SMEConfig
+from golden.faults import FaultRates, inject_partition
+from golden.quantize import quantize
+
+__all__ = ["GoldenBackend", "RTLBackend", "LayerPlan", "BackendError", "PATHS"]
+
+PATHS = ("fast", "exact")
+
+
+class BackendError(ValueError):
+    """A backend used out of order or with a configuration it cannot run."""
+
+
+@dataclasses.dataclass
+class LayerPlan:
+    """One compiled layer: quantized weights, tile programs and the running statistics."""
+    name: str
+    kind: str
+    groups: int
+    k_g: int
+    n_g: int
+    alpha: np.ndarray                       # float64 (groups * n_g,): weight scale per channel
+    partition: gpart.Partition
+    scale: float | None = None              # activation scale s (None until calibrated)
+    amax: float = 0.0
+    signed: bool = False
+    dense: np.ndarray | None = None         # float64 K x N, fast path of a dense layer
+    part_w: list | None = None              # float64 per tile program, fast path (grouped)
+    clipped: int = 0                        # clipped ADC samples, all matmul calls
+    samples: int = 0                        # ADC samples, all matmul calls
+    vectors: int = 0                        # unsigned input vectors run through the layer
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return self.partition.shape
+
+
+def _index(ix: np.ndarray):
+    """A slice for a run of consecutive indices (a view, no copy), else the index array."""
+    if len(ix) and ix[-1] - ix[0] + 1 == len(ix):
+        return slice(int(ix[0]), int(ix[-1]) + 1)
+    return ix
+
+
+class GoldenBackend:
+    """Layers through their tile programs in the golden model (see the module docstring).
+
+    ``cfg``: the design config (``pattern`` overrides its pattern, ``adc_bits`` its ADC);
+    ``squeeze``: ``"row"`` or ``"segment"``; ``path``: ``"fast"`` or ``"exact"``; ``faults``:
+    :class:`~golden.faults.FaultRates` or None; ``seed``: fault seed.
+    """
+
+    name = "golden"
+
+    def __init__(self, cfg: SMEConfig, pattern: str | None = None, squeeze: str = "row",
+                 path: str = "fast", faults: FaultRates | None = None, seed: int = 0,
+                 percentile: float = 99.99):
+        if pattern is not None:
+            cfg = cfg.replace(pattern=pattern)
+        if path not in PATHS:
+            raise BackendError(f"path must be one of {', '.join(PATHS)}, not {path!r}")
+        if path == "fast" and cfg.effective_adc_bits < cfg.lossless_adc_bits:
+            raise BackendError(f"the fast path needs a lossless ADC ({cfg.lossless_adc_bits} "
+                               f"bits or more), not {cfg.effective_adc_bits}; use the exact "
+                               "path")
+        if not 0 < percentile <= 100:
+            raise BackendError(f"percentile must be in (0, 100], not {percentile!r}")
+        self.cfg, self.squeeze, self.path = cfg, squeeze, path
+        self.faults = faults if faults is not None and faults.any else None
+        self.seed, self.percentile = int(seed), float(percentile)
+        self.layers: dict[str, LayerPlan] = {}
+
+    # ---- prepare ----------------------------------------------------------------------------
+    def prepare(self, ops) -> None:
+        for index, op in enumerate(ops):
+            self.layers[op.name] = self._compile(op, index)
+
+    def _compile(self, op, index: int) -> LayerPlan:
+        w = np.asarray(op.weight, dtype=np.float64)
+        if w.ndim != 3:
+            raise BackendError(f"{op.name}: weight must be (groups, K_g, N_g), got {w.shape}")
+        groups, k_g, n_g = w.shape
+        per_channel = w.transpose(0, 2, 1).reshape(groups * n_g, k_g)        # channel rows
+        q, alpha = quantize(per_channel, self.cfg, axis=0)
+        q = q.reshape(groups, n_g, k_g).transpose(0, 2, 1)                    # groups, K_g, N_g
+        blocks = [(g * k_g, g * n_g, q[g]) for g in range(groups)]
+        part = gpart.partition_layer(blocks, (groups * k_g, groups * n_g), self.cfg,
+                                     squeeze=self.squeeze, check=False,
+                                     meta={"layer": op.name})
+        if self.faults is not None:
+            part = inject_partition(part, self.faults, self.seed, (index,))
+        plan = LayerPlan(op.name, op.kind, groups, k_g, n_g, alpha.reshape(-1), part)
+        if self.path == "fast":
+            self._fast_weights(plan)
+        return plan
+
+    def _fast_weights(self, plan: LayerPlan) -> None:
+        K, N = plan.shape
+        cfg = self.cfg
+        mats = [vmm.effective_weights(tp.program) for tp in plan.partition.parts]
+        # every partial sum of a float64 product must be an exact integer
+        bound = sum(int(np.abs(m).sum(axis=0).max(initial=0)) for m in mats) * cfg.max_input
+        if bound >= 2 ** 53:
+            raise BackendError(f"{plan.name}: integer sums up to {bound} are not exact in "
+                               "float64")
+        if plan.groups == 1:
+            dense = np.zeros((K, N), dtype=np.float64)
+            for tp, m in zip(plan.partition.parts, mats):
+                dense[np.ix_(tp.rows, tp.cols)] += m
+            plan.dense = dense
+        else:
+            plan.part_w = [m.astype(np.float64) for m in mats]
+
+    # ---- calibrate --------------------------------------------------------------------------
+    def calibrate(self, op, cols) -> None:
+        plan = self._plan(op)
+        x = np.asarray(cols, dtype=np.float64)
+        if x.size:
+            plan.amax = max(plan.amax, float(np.percentile(np.abs(x), self.percentile)))
+            plan.signed = plan.signed or bool(x.min() < 0)
+        plan.scale = (plan.amax if plan.amax > 0 else 1.0) / self.cfg.max_input
+
+    # ---- matmul -----------------------------------------------------------------------------
+    def matmul(self, op, cols) -> np.ndarray:
+        plan = self._plan(op)
+        if plan.scale is None:
+            raise BackendError(f"{op.name}: matmul before calibrate")
+        x = np.asarray(cols, dtype=np.float64)
+        M = x.shape[0]
+        if x.shape[1:] != (plan.groups, plan.k_g):
+            raise BackendError(f"{op.name}: inputs of shape {x.shape}, expected (M, "
+                               f"{plan.groups}, {plan.k_g})")
+        x = x.reshape(M, -1)
+        Y = self.integer_matmul(plan, self.quantize_inputs(plan, x))
+        return Y.astype(np.float64) * (plan.scale * plan.alpha)[None, :]
+
+    def quantize_inputs(self, plan: LayerPlan, x: np.ndarray) -> list[tuple[int, np.ndarray]]:
+        """Unsigned integer passes ``[(sign, X_q), ...]`` of float inputs (see the module
+        docstring): one pass for an unsigned layer, two (+x+, -x-) for a signed one."""
+        hi = self.cfg.max_input
+        passes = [(1, np.maximum(x, 0))]
+        if plan.signed:
+            passes.append((-1, np.maximum(-x, 0)))
+        return [(s, np.clip(np.rint(p / plan.scale), 0, hi).astype(np.int64))
+                for s, p in passes]
+
+    def integer_matmul(self, plan: LayerPlan, passes) -> np.ndarray:
+        """Exact integer result ``sum_sign sign * X_q @ Q`` through the tile programs."""
+        M = passes[0][1].shape[0]
+        Y = np.zeros((M, plan.shape[1]), dtype=np.int64)
+        for sign, xq in passes:
+            if self.path == "fast":
+                y = self._fast(plan, xq)
+            else:
+                y, clipped = gpart.run(plan.partition, xq)
+                plan.clipped += sum(clipped)
+            plan.samples += M * self.cfg.input_bits * self.cfg.ou_cols * sum(
+                tp.program.n_act for tp in plan.partition.parts)
+            plan.vectors += M
+            Y += y if sign > 0 else -y
+        return Y
+
+    def _fast(self, plan: LayerPlan, xq: np.ndarray) -> np.ndarray:
+        xf = xq.astype(np.float64)
+        if plan.dense is not None:
+            return np.rint(xf @ plan.dense).astype(np.int64)
+        out = np.zeros((xq.shape[0], plan.shape[1]), dtype=np.float64)
+        for tp, m in zip(plan.partition.parts, plan.part_w):
+            out[:, _index(tp.cols)] += xf[:, _index(tp.rows)] @ m
+        return np.rint(out).astype(np.int64)
+
+    def _plan(self, op) -> LayerPlan:
+        try:
+            return self.layers[op.name]
+        except KeyError:
+            raise BackendError(f"layer {op.name!r} was not prepared") from None
+
+    # ---- report -----------------------------------------------------------------------------
+    def report(self) -> list[dict]:
+        """Per layer: shape, tile programs, crossbars, activation scale, signedness, ADC
+        samples and clipped samples so far."""
+        rows = []
+        for p in self.layers.values():
+            progs = [tp.program for tp in p.partition.parts]
+            faults = [pr.meta.get("faults", {}) for pr in progs]
+            rows.append({"layer": p.name, "kind": p.kind, "K": p.shape[0], "N": p.shape[1],
+                         "groups": p.groups, "tile_programs": len(progs),
+                         "crossbars": sum(pr.n_xbars for pr in progs),
+                         "cycles_per_vector": p.partition.cycles_per_vector(),
+                         "scale": p.scale, "signed": p.signed, "vectors": p.vectors,
+                         "adc_samples": p.samples, "clipped": p.clipped,
+                         "stuck_cells": sum(f.get("changed_cells", 0) for f in faults)})
+        return rows
+
+
+class RTLBackend(GoldenBackend):
+    """The tile programs of :class:`GoldenBackend` run on the emitted Verilog tile
+    (:mod:`sim.verilator_tile`), layer by layer: every part of a layer is loaded once and all
+    the layer's input vectors stream through it.  Quantization, calibration and the programs are
+    the golden backend's, so predictions and integer outputs must equal the golden ones; the
+    tile's clip counter and its outputs are checked against the golden VMM of the same vectors
+    when ``check=True``."""
+
+    name = "rtl"
+
+    def __init__(self, cfg: SMEConfig, pattern: str | None = None, squeeze: str = "row",
+                 faults: FaultRates | None = None, seed: int = 0, percentile: float = 99.99,
+                 check: bool = False):
+        super().__init__(cfg, pattern, squeeze, "exact", faults, seed, percentile)
+        self.check = check
+        self.cycles = 0
+
+    def integer_matmul(self, plan: LayerPlan, passes) -> np.ndarray:
+        from sim.verilator_tile import run_partition
+
+        M = passes[0][1].shape[0]
+        Y = np.zeros((M, plan.shape[1]), dtype=np.int64)
+        for sign, xq in passes:
+            res = run_partition(plan.partition, xq)
+            if self.check:
+                want, clipped = gpart.run(plan.partition, xq)
+                if not np.array_equal(res.outputs, want) or res.clipped != clipped:
+                    raise AssertionError(f"{plan.name}: RTL outputs or clip counts differ from "
+                                         "the golden model")
+            plan.clipped += sum(res.clipped)
+            plan.samples += M * self.cfg.input_bits * self.cfg.ou_cols * sum(
+                tp.program.n_act for tp in plan.partition.parts)
+            plan.vectors += M
+            self.cycles += res.cycles
+            Y += res.outputs if sign > 0 else -res.outputs
+        return Y
