@@ -42,13 +42,31 @@ from .quantize import check_pattern
 from .slicing import (LayerError, as_blocks, bit_length, digits, min_digits_table,
                       nonzero_digits, tile_grid, trailing_zeros)
 
-__all__ = ["compile_matrix", "compile_blocks", "squeeze_rows", "SQUEEZE_MODES", "LayerError"]
+__all__ = ["compile_matrix", "compile_blocks", "squeeze_rows", "index_widths", "SQUEEZE_MODES",
+           "LayerError"]
 
 SQUEEZE_MODES = ("row", "segment")
 
 
 def _clog2(n: int) -> int:
     return max(1, math.ceil(math.log2(n))) if n > 1 else 1
+
+
+def index_widths(cfg: SMEConfig, shape: tuple[int, int], squeeze: str,
+                 reorder: bool) -> tuple[int, int]:
+    """Index entry widths ``(bits per stored row entry, bits per cell block)`` of a program.
+
+    Row squeeze (SPEC 3.4): per physical row of a crossbar group, the shift and a zero-row
+    flag, plus the input index of the row when rows are reordered; nothing per block.
+    Segment squeeze: per packed unit (one physical row of a cell block) the input index, per
+    cell block (one activation) the class tag (output group, plane, sign).  An activation reads
+    the entries of its enabled wordlines and its block's tag (:mod:`golden.ppa`).
+    """
+    k_bits = _clog2(max(1, shape[0]))
+    if squeeze == "row":
+        return _clog2(cfg.weight_bits) + 1 + (k_bits if reorder else 0), 0
+    class_bits = _clog2(max(1, -(-shape[1] // cfg.ou_cols))) + _clog2(cfg.planes) + 1
+    return k_bits, class_bits
 
 
 def compile_matrix(q: np.ndarray, cfg: SMEConfig, **options) -> Program:
@@ -199,9 +217,8 @@ def _row_squeeze(blocks, shape, cfg: SMEConfig, reorder: bool):
         in_parts.append(inp)
     acts, inputs = _collect(parts, in_parts, cfg)
 
-    # Index storage (SPEC 3.4): per group row, the shift and a zero-row flag; with reordering
-    # also the input index of every physical row.
-    per_row = _clog2(cfg.weight_bits) + 1 + (_clog2(max(1, shape[0])) if reorder else 0)
+    # Index storage (SPEC 3.4): one entry per row of every crossbar group (index_widths).
+    per_row, _ = index_widths(cfg, shape, "row", reorder)
     return cells, acts, inputs, n_groups * cfg.xbar_rows * per_row
 
 
@@ -276,9 +293,9 @@ def _segment_squeeze(blocks, shape, cfg: SMEConfig, reorder: bool, balance: bool
             "plane": p[cstart], "sign": sg[cstart], "shift": np.zeros(n_blocks),
             "step": np.zeros(n_blocks)}
     acts = {k: np.asarray(v).astype(ACT_FIELDS[k]) for k, v in acts.items()}
-    # Index storage: an input index per packed unit, a class tag per block.
-    class_bits = _clog2(max(1, -(-shape[1] // cu))) + _clog2(P) + 1
-    index_bits = n * _clog2(max(1, shape[0])) + n_blocks * class_bits
+    # Index storage: an input index per packed unit, a class tag per block (index_widths).
+    per_unit, class_bits = index_widths(cfg, shape, "segment", reorder)
+    index_bits = n * per_unit + n_blocks * class_bits
     return cells, acts, inputs, index_bits
 
 
