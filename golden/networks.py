@@ -137,6 +137,32 @@ class Network:
                 return layer
         raise KeyError(f"network {self.name!r} has no layer {name!r}")
 
+    @property
+    def unsized(self) -> list[str]:
+        """Names of conv layers whose output size is unknown (0 x 0 output pixels)."""
+        return [layer.name for layer in self.layers if layer.pixels == 0]
+
+    def with_input_size(self, size: int) -> "Network":
+        """Fill in unknown conv output sizes for a ``size`` x ``size`` input, layer by layer.
+
+        A layer with a known size keeps it (and the next layer starts from it); an unknown one
+        gets ``conv_out(previous, kh, stride)`` ('same' padding).  Bare weights carry no
+        pooling or branching, so this assumes a plain chain without pooling: give ``@out_hw``
+        (npz), ONNX shapes or a network table when the network pools.  fc layers stay 1 x 1.
+        """
+        if not isinstance(size, int) or size < 1:
+            raise ValueError(f"input size must be a positive integer, not {size!r}")
+        h = w = size
+        out = []
+        for layer in self.layers:
+            if layer.kind == "conv":
+                if layer.pixels == 0:
+                    layer = dataclasses.replace(layer, out_h=conv_out(h, layer.kh, layer.stride),
+                                                out_w=conv_out(w, layer.kw, layer.stride))
+                h, w = layer.out_h, layer.out_w
+            out.append(layer)
+        return Network(self.name, tuple(out))
+
     def subset(self, count: int) -> "Network":
         """The first ``count`` layers (for quick runs and tests)."""
         return Network(f"{self.name}[:{count}]", self.layers[:count])

@@ -80,3 +80,18 @@ def test_isaac_conventions_for_grouped_layers():
         isaac_dense_crossbars(dw, cfg, sign_sets=2, convention="tiles") == 24
     with pytest.raises(ValueError, match="convention"):
         isaac_dense_crossbars(dw, cfg, convention="packed")
+
+
+def test_with_input_size_fills_unknown_sizes_along_the_chain():
+    from golden.networks import Layer, Network
+    net = Network("bare", (Layer("c1", 3, 8, 3, 3, 2, out_h=0, out_w=0),
+                           Layer("c2", 8, 8, 3, 3, 1, out_h=0, out_w=0),
+                           Layer("c3", 8, 16, 1, 1, 2, out_h=5, out_w=5),
+                           Layer("c4", 16, 16, 3, 3, 1, out_h=0, out_w=0),
+                           Layer("fc", 16, 10, kind="fc")))
+    assert net.unsized == ["c1", "c2", "c4"] and net.macs < net.weights * 2
+    sized = net.with_input_size(32)
+    assert [layer.out_h for layer in sized.layers] == [16, 16, 5, 5, 1]
+    assert sized.unsized == [] and sized.layers[2] == net.layers[2]
+    with pytest.raises(ValueError, match="positive integer"):
+        net.with_input_size(0)
