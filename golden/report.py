@@ -69,8 +69,9 @@ from .program import Program, atomic_write_bytes
 from .quantize import choose_scale, project_levels
 from .synthetic import DISTRIBUTIONS, synthetic_layer, synthetic_source
 
-__all__ = ["SCHEMES", "PAPER", "quantize_layer", "worst_case_clipped", "layer_row", "replicate",
-           "build_report", "format_summary", "write_report", "register", "main"]
+__all__ = ["SCHEMES", "PAPER", "quantize_layer", "worst_case_clipped", "layer_row",
+           "layer_weights", "layer_result", "replicate", "summarize", "build_report",
+           "format_summary", "write_report", "register", "main"]
 
 #: Schemes in column order; ``floor`` is the physical lower bound.
 SCHEMES = ("row", "segment", "planes", "isaac", "sre", "floor")
@@ -126,10 +127,18 @@ def _plane_ones(q: np.ndarray, cfg: SMEConfig) -> list[int]:
     return [int(hist[(vals >> b) & 1 == 1].sum()) for b in range(cfg.weight_bits)]
 
 
-def layer_row(layer: Layer, q: np.ndarray, cfg: SMEConfig) -> dict:
-    """Compile one quantized layer both ways, cost the baselines; one report row."""
+def layer_row(layer: Layer, q: np.ndarray, cfg: SMEConfig, modes=("row", "segment"), *,
+              reorder: bool = True, balance: bool = True) -> dict:
+    """Compile one quantized layer in each squeeze mode of ``modes`` (both by default), cost the
+    baselines; one report row.  A mode left out has no ``*_<mode>`` columns; the floor comes
+    from the first mode's program (it depends only on the weights and the config)."""
     from .baselines import baseline_stats
-    from .compiler import compile_blocks
+    from .compiler import SQUEEZE_MODES, compile_blocks
+
+    modes = tuple(modes)
+    if not modes or any(m not in SQUEEZE_MODES for m in modes) or len(set(modes)) != len(modes):
+        raise ValueError(f"modes must be distinct squeeze modes out of {', '.join(SQUEEZE_MODES)},"
+                         f" not {modes!r}")
 
     t0 = time.perf_counter()
     blocks = layer_blocks(layer, q)
@@ -139,9 +148,9 @@ def layer_row(layer: Layer, q: np.ndarray, cfg: SMEConfig) -> dict:
            "groups": layer.groups, "pixels": layer.pixels, "weights": layer.weights,
            "macs": layer.macs, "nonzero_weights": int(np.count_nonzero(q))}
     st, clip = {}, {}
-    for mode in ("row", "segment"):
+    for mode in modes:
         t1 = time.perf_counter()
-        prog = compile_blocks(blocks, shape, cfg, squeeze=mode)
+        prog = compile_blocks(blocks, shape, cfg, squeeze=mode, reorder=reorder, balance=balance)
         st[mode] = prog.stats
         clip[mode] = worst_case_clipped(prog)
         del prog
@@ -150,25 +159,52 @@ def layer_row(layer: Layer, q: np.ndarray, cfg: SMEConfig) -> dict:
     base = baseline_stats(blocks, shape, cfg)
     row["seconds_baselines"] = round(time.perf_counter() - t1, 3)
     st.update(base)
-    floor_xb = st["row"]["floor_crossbars"]
-    floor_act = st["row"]["floor_activations"]            # per vector, A x per input bit
+    floor_xb = st[modes[0]]["floor_crossbars"]
+    floor_act = st[modes[0]]["floor_activations"]         # per vector, A x per input bit
     st["floor"] = {"crossbars": floor_xb, "activations": floor_act,
                    "cycles": (A * -(-(floor_act // A) // floor_xb)) if floor_xb else 0,
                    "index_bits": 0}
-    for s in SCHEMES:
+    schemes = [s for s in SCHEMES if s in st]
+    for s in schemes:
         row[f"xbars_{s}"] = int(st[s]["crossbars"])
-    for s in ("row", "segment", "sre"):
+    for s in (*modes, "sre"):
         row[f"index_bits_{s}"] = int(st[s]["index_bits"])
-    for s in SCHEMES:
+    for s in schemes:
         row[f"cycles_{s}"] = int(st[s]["cycles"])
-    for s in SCHEMES:
+    for s in schemes:
         row[f"work_{s}"] = int(st[s]["activations"]) * P
-    row["floor_cycles_row"] = int(st["row"]["floor_cycles"])
-    row["floor_cycles_segment"] = int(st["segment"]["floor_cycles"])
-    row["clipped_row"] = clip["row"]
-    row["clipped_segment"] = clip["segment"]
+    for m in modes:
+        row[f"floor_cycles_{m}"] = int(st[m]["floor_cycles"])
+    for m in modes:
+        row[f"clipped_{m}"] = clip[m]
     row["plane_ones"] = _plane_ones(q, cfg)
     row["seconds"] = round(time.perf_counter() - t0, 3)
+    return row
+
+
+def layer_weights(layer: Layer, index: int, weights: dict[str, np.ndarray] | None, seed: int = 0,
+                  synthetic: dict | None = None) -> np.ndarray:
+    """Float weights of layer number ``index`` of a network: ``weights[layer.name]``, or with
+    ``weights=None`` synthetic ones drawn from (seed, index) with ``synthetic`` parameters
+    (distribution, prune), so a layer's weights do not depend on the other layers."""
+    if weights is not None:
+        return weights[layer.name]
+    syn = {"distribution": "laplace", "prune": 0.0, **(synthetic or {})}
+    return synthetic_layer(layer, np.random.default_rng([seed, index]), syn["distribution"],
+                           syn["prune"])
+
+
+def layer_result(layer: Layer, index: int, w: np.ndarray, cfg: SMEConfig, *, seed: int = 0,
+                 scale: str = "channel", modes=("row", "segment"), reorder: bool = True,
+                 balance: bool = True) -> dict:
+    """The report's unit of work: quantize layer number ``index`` (weights ``w``, quantization
+    sampling seeded by (seed, index)) and compile it (:func:`layer_row`).  A pure function of
+    its arguments, so a sweep can run it anywhere and cache it."""
+    t0 = time.perf_counter()
+    q = quantize_layer(layer, w, cfg, np.random.default_rng([seed, index, 1]), scale)
+    prep = round(time.perf_counter() - t0, 3)
+    row = layer_row(layer, q, cfg, modes, reorder=reorder, balance=balance)
+    row["seconds_quantize"] = prep
     return row
 
 
@@ -198,18 +234,26 @@ def replicate(xbars, cycles, pixels, budget: int) -> dict:
             "crossbars_used": budget - spare if spare >= 0 else sum(xbars)}
 
 
-class _Progress:
+class Progress:
+    """A one-line progress bar on ``stream`` (None: silent): ``done``/``total`` items, elapsed
+    time and, once something is done, the ETA = elapsed x (1 - f) / f, where f is ``fraction``
+    (the share of the work done, when items differ in size) or done / total.  On a terminal the
+    line is redrawn in place; elsewhere one line per call."""
+
     def __init__(self, total: int, stream=None, width: int = 30):
         self.total, self.stream, self.width = total, stream, width
         self.t0 = time.perf_counter()
         self.tty = bool(stream is not None and getattr(stream, "isatty", lambda: False)())
 
-    def __call__(self, done: int, label: str):
+    def __call__(self, done: int, label: str, fraction: float | None = None):
         if self.stream is None:
             return
-        fill = int(self.width * done / max(1, self.total))
+        f = done / max(1, self.total) if fraction is None else fraction
+        fill = int(self.width * f)
+        elapsed = time.perf_counter() - self.t0
+        eta = f" ETA {elapsed * (1 - f) / f:6.1f}s" if 0 < f < 1 else ""
         line = (f"[{'#' * fill}{'.' * (self.width - fill)}] {done}/{self.total} "
-                f"{time.perf_counter() - self.t0:6.1f}s {label}")
+                f"{elapsed:6.1f}s{eta} {label}")
         if self.tty:
             self.stream.write("\r" + line[:110].ljust(110) + ("\n" if done == self.total else ""))
         else:
@@ -222,43 +266,18 @@ def build_report(net: Network, weights: dict[str, np.ndarray] | None, source: di
                  synthetic: dict | None = None, progress=None, command: str = "") -> dict:
     """Compile every layer and assemble the report dict.  ``weights=None``: synthetic weights
     drawn layer by layer with ``synthetic`` parameters (kept out of memory between layers)."""
-    syn = {"distribution": "laplace", "prune": 0.0, **(synthetic or {})}
-    bar = _Progress(len(net.layers), progress)
+    bar = Progress(len(net.layers), progress)
     rows = []
     for i, layer in enumerate(net.layers):
         bar(i, layer.name)
         t0 = time.perf_counter()
-        if weights is None:
-            w = synthetic_layer(layer, np.random.default_rng([seed, i]), syn["distribution"],
-                                syn["prune"])
-        else:
-            w = weights[layer.name]
-        q = quantize_layer(layer, w, cfg, np.random.default_rng([seed, i, 1]), scale)
-        prep = round(time.perf_counter() - t0, 3)
-        rows.append(layer_row(layer, q, cfg))
-        rows[-1]["seconds_quantize"] = prep
+        w = layer_weights(layer, i, weights, seed, synthetic)
+        gen = time.perf_counter() - t0
+        rows.append(layer_result(layer, i, w, cfg, seed=seed, scale=scale))
+        rows[-1]["seconds_quantize"] = round(rows[-1]["seconds_quantize"] + gen, 3)
     bar(len(net.layers), "done")
-
-    totals = {k: int(sum(r[k] for r in rows)) for k in rows[0] if k.startswith(
-        ("xbars_", "index_bits_", "work_", "weights", "macs", "nonzero_weights",
-         "clipped_"))} if rows else {}
-    totals["plane_ones"] = [int(sum(r["plane_ones"][b] for r in rows))
-                            for b in range(cfg.weight_bits)]
+    totals, lat, ratios = summarize(rows, cfg)
     budget = totals.get("xbars_isaac", 0)
-    lat = {}
-    for s in SCHEMES:       # ISAAC and SRE use the whole budget: no spare, no replicas
-        lat[s] = replicate([r[f"xbars_{s}"] for r in rows], [r[f"cycles_{s}"] for r in rows],
-                           [r["pixels"] for r in rows], budget)
-    base = lat["isaac"]["latency"]
-    ratios = {
-        "crossbars_vs_isaac": {s: _ratio(budget, totals[f"xbars_{s}"]) for s in SCHEMES},
-        "crossbars_vs_planes": {s: _ratio(totals["xbars_planes"], totals[f"xbars_{s}"])
-                                for s in SCHEMES},
-        "work_vs_isaac": {s: _ratio(totals["work_isaac"], totals[f"work_{s}"]) for s in SCHEMES},
-        "speedup_vs_isaac": {s: _ratio(base, lat[s]["latency"]) for s in SCHEMES},
-        "throughput_vs_isaac": {s: _ratio(lat["isaac"]["period"], lat[s]["period"])
-                                for s in SCHEMES},
-    }
     header = {"network": net.name, "layers": len(net.layers), "weights": net.weights,
               "macs": net.macs, "weight_source": source,
               "weight_source_text": describe_source(source), "config": cfg.to_dict(),
@@ -269,6 +288,35 @@ def build_report(net: Network, weights: dict[str, np.ndarray] | None, source: di
     return {"header": header, "layers": rows, "totals": totals, "latency": lat,
             "ratios": ratios,
             "seconds": round(sum(r["seconds"] + r["seconds_quantize"] for r in rows), 2)}
+
+
+def summarize(rows: list[dict], cfg: SMEConfig) -> tuple[dict, dict, dict]:
+    """Network totals, latency at the ISAAC budget (:func:`replicate`) and ratios of the per-layer
+    rows of one network, for the schemes the rows hold.  Returns (totals, latency, ratios)."""
+    schemes = [s for s in SCHEMES if rows and f"xbars_{s}" in rows[0]]
+    totals = {k: int(sum(r[k] for r in rows)) for k in rows[0] if k.startswith(
+        ("xbars_", "index_bits_", "work_", "weights", "macs", "nonzero_weights",
+         "clipped_"))} if rows else {}
+    totals["plane_ones"] = [int(sum(r["plane_ones"][b] for r in rows))
+                            for b in range(cfg.weight_bits)]
+    budget = totals.get("xbars_isaac", 0)
+    lat = {}
+    for s in schemes:       # ISAAC and SRE use the whole budget: no spare, no replicas
+        lat[s] = replicate([r[f"xbars_{s}"] for r in rows], [r[f"cycles_{s}"] for r in rows],
+                           [r["pixels"] for r in rows], budget)
+    if not rows:
+        return totals, lat, {}
+    base = lat["isaac"]["latency"]
+    ratios = {
+        "crossbars_vs_isaac": {s: _ratio(budget, totals[f"xbars_{s}"]) for s in schemes},
+        "crossbars_vs_planes": {s: _ratio(totals["xbars_planes"], totals[f"xbars_{s}"])
+                                for s in schemes},
+        "work_vs_isaac": {s: _ratio(totals["work_isaac"], totals[f"work_{s}"]) for s in schemes},
+        "speedup_vs_isaac": {s: _ratio(base, lat[s]["latency"]) for s in schemes},
+        "throughput_vs_isaac": {s: _ratio(lat["isaac"]["period"], lat[s]["period"])
+                                for s in schemes},
+    }
+    return totals, lat, ratios
 
 
 def _ratio(a, b):

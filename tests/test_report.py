@@ -196,3 +196,19 @@ def test_register_adds_report_and_digits_once():
     assert sorted(sub.choices) == ["digits", "report"]
     args = ap.parse_args(["report", "--network", "mobilenet_v2", "--layers", "1"])
     assert args.layers == 1 and args.func is not None
+
+
+def test_layer_row_one_mode_equals_both():
+    """A sweep compiles only the squeeze modes it asks for: the columns it gets are the ones the
+    full report row has, and the other mode's columns are absent."""
+    cfg = preset("default")
+    layer = Layer("l", 32, 24, 3, 3, 1, 1, 4, 4)
+    w = synthetic_weights(Network("n", (layer,)), seed=1)["l"]
+    both = report.layer_result(layer, 0, w, cfg, seed=1)
+    seg = report.layer_result(layer, 0, w, cfg, seed=1, modes=("segment",))
+    assert not any(k.endswith("_row") for k in seg)
+    for k, v in seg.items():
+        if not k.startswith("seconds"):
+            assert both[k] == v, k
+    with pytest.raises(ValueError, match="squeeze modes"):
+        report.layer_row(layer, np.zeros(layer.weight_shape, np.int64), cfg, ("col",))
