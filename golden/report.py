@@ -238,16 +238,21 @@ class Progress:
     """A one-line progress bar on ``stream`` (None: silent): ``done``/``total`` items, elapsed
     time and, once something is done, the ETA = elapsed x (1 - f) / f, where f is ``fraction``
     (the share of the work done, when items differ in size) or done / total.  On a terminal the
-    line is redrawn in place; elsewhere one line per call."""
+    line is redrawn in place; elsewhere one line per call, or at most one per ``interval``
+    seconds (and the last)."""
 
-    def __init__(self, total: int, stream=None, width: int = 30):
-        self.total, self.stream, self.width = total, stream, width
-        self.t0 = time.perf_counter()
+    def __init__(self, total: int, stream=None, width: int = 30, interval: float = 0.0):
+        self.total, self.stream, self.width, self.interval = total, stream, width, interval
+        self.t0 = self.last = time.perf_counter()
         self.tty = bool(stream is not None and getattr(stream, "isatty", lambda: False)())
 
     def __call__(self, done: int, label: str, fraction: float | None = None):
         if self.stream is None:
             return
+        now = time.perf_counter()
+        if not self.tty and done < self.total and done and now - self.last < self.interval:
+            return
+        self.last = now
         f = done / max(1, self.total) if fraction is None else fraction
         fill = int(self.width * f)
         elapsed = time.perf_counter() - self.t0

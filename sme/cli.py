@@ -44,7 +44,8 @@ from golden.program import ProgramError, atomic_write_bytes
 __all__ = ["main", "UserError", "load_npy", "save_npy"]
 
 #: Modules that add sub-commands with ``register(subparsers)``.
-PLUGINS = ("rtl.verilog", "sim.cli", "golden.report", "rtl.fpga", "sme.ppa", "sme.infer.cli")
+PLUGINS = ("rtl.verilog", "sim.cli", "golden.report", "rtl.fpga", "sme.ppa", "sme.infer.cli",
+           "sme.sweep")
 
 
 class UserError(Exception):
