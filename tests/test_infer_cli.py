@@ -55,8 +55,10 @@ def test_digits_golden_sweep(tmp_path, digits_npz, capsys):
 
 
 def test_mobilenet_v2_real_weights_float(tmp_path, mobilenet_v2_checkpoint, capsys):
-    assert main(["infer", "--backend", "float", "--limit", "2", "--calib", "1"]) == 0
+    assert main(["infer", "--backend", "float", "--limit", "2", "--calib", "1",
+                 "--check-onnx"]) == 0
     text = capsys.readouterr().out
+    assert "top-1 equal on 2/2 images" in text
     assert "real torchvision ImageNet weights mobilenet_v2-b0353104.pth" in text
     assert "not ImageNet accuracy" in text
 

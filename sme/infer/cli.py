@@ -172,6 +172,7 @@ def cmd_infer(args) -> int:
     ref = G.run(graph, x, batch=args.batch, progress=_Progress("float", len(x)))
     float_ips = len(x) / (time.perf_counter() - t)
     ref_top = ref.argmax(1)
+    onnx_check = _onnx_check(graph, x, ref, args.batch) if args.check_onnx else None
 
     rows, layers, reports, preds = [], {}, [], {"float": ref_top}
     for adc, fault, be in backends:
@@ -204,12 +205,28 @@ def cmd_infer(args) -> int:
             reports.append({"config": label, "layers": be.report()})
 
     print(_table(graph, img_desc, rows, float_ips, labels is not None))
+    if onnx_check is not None:
+        print(f"float vs onnxruntime: max |logit difference| {onnx_check['max_abs_diff']:.2e} "
+              f"(logits up to {onnx_check['max_abs_logit']:.1f}), top-1 equal on "
+              f"{onnx_check['top1_equal']}/{len(x)} images")
     if args.out:
         files = _files(args, graph, img_desc, rows, layers, reports, names, preds, labels,
-                       float_ips, cfg)
+                       float_ips, cfg, onnx_check)
         write_set(args.out, files)
         print(f"wrote {', '.join(sorted(files))} to {args.out}")
     return 0
+
+
+def _onnx_check(graph, x, ref, batch) -> dict:
+    """The float outputs against onnxruntime on the ONNX export of the same weights."""
+    import numpy as np
+
+    from .onnx_export import run_onnxruntime, to_onnx
+
+    ort = run_onnxruntime(to_onnx(graph), x, batch=4 * batch)
+    return {"max_abs_diff": float(np.abs(ort - ref).max()),
+            "max_abs_logit": float(np.abs(ort).max()),
+            "top1_equal": int(np.sum(ort.argmax(1) == ref.argmax(1))), "images": len(x)}
 
 
 def _label(backend, cfg, adc, fault) -> str:
@@ -269,7 +286,7 @@ def _json_safe(v):
 
 
 def _files(args, graph, img_desc, rows, layers, reports, names, preds, labels, float_ips,
-           cfg) -> dict[str, bytes]:
+           cfg, onnx_check=None) -> dict[str, bytes]:
     from .fidelity import PROXY_LABEL
 
     doc = {"network": graph.name, "weights": graph.source, "images": img_desc,
@@ -278,7 +295,8 @@ def _files(args, graph, img_desc, rows, layers, reports, names, preds, labels, f
            "backend": args.backend, "config": cfg.to_dict(), "squeeze": args.squeeze,
            "seed": args.seed, "float_images_per_s": round(float_ips, 3),
            "command": "sme infer " + " ".join(sys.argv[2:]) if len(sys.argv) > 2 else None,
-           "rows": rows, "layer_snr_db": layers, "backend_reports": reports}
+           "rows": rows, "layer_snr_db": layers, "backend_reports": reports,
+           "float_vs_onnxruntime": onnx_check}
     files = {"infer.json": (json.dumps(_json_safe(doc), indent=2) + "\n").encode()}
     keys = list(rows[0])
     files["infer.csv"] = _csv(keys, [[r.get(k) for k in keys] for r in rows])
@@ -371,5 +389,8 @@ def register(subparsers) -> None:
     p.add_argument("--preset", choices=sorted(PRESETS), default="default")
     p.add_argument("--batch", type=positive_int, default=8)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--check-onnx", action="store_true",
+                   help="also run the ONNX export of the network on onnxruntime and report its "
+                        "agreement with the float backend")
     p.add_argument("--out", default=None, help="directory for JSON/CSV/PNG (written as a set)")
     p.set_defaults(func=cmd_infer)

@@ -94,14 +94,18 @@ def to_onnx(graph: Graph):
     return model
 
 
-def run_onnxruntime(model, x: np.ndarray) -> np.ndarray:
-    """Outputs of ONNX ``model`` (a ``ModelProto`` or file path) on ``x`` (N, C, H, W), on
-    onnxruntime's CPU provider, float32."""
+def run_onnxruntime(model, x: np.ndarray, batch: int | None = None) -> np.ndarray:
+    """Outputs of ONNX ``model`` (a ``ModelProto``, its bytes or a file path) on ``x``
+    (N, C, H, W), on onnxruntime's CPU provider, float32, ``batch`` images per call (all at
+    once by default)."""
     import onnxruntime as ort
 
-    data = model if isinstance(model, str) else model.SerializeToString()
+    data = model.SerializeToString() if hasattr(model, "SerializeToString") else model
     opts = ort.SessionOptions()
     opts.log_severity_level = 3
     sess = ort.InferenceSession(data, opts, providers=["CPUExecutionProvider"])
     name = sess.get_inputs()[0].name
-    return sess.run(None, {name: np.ascontiguousarray(x, dtype=np.float32)})[0]
+    step = batch or max(len(x), 1)
+    outs = [sess.run(None, {name: np.ascontiguousarray(x[i:i + step], dtype=np.float32)})[0]
+            for i in range(0, len(x), step)]
+    return np.concatenate(outs)
