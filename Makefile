@@ -6,7 +6,7 @@ BOARD   ?= icebreaker
 VENV_OK := .venv/.installed
 
 .PHONY: weights infer
-.PHONY: demo test test-fast verilog sim soak report digits fpga bench clean setup tools
+.PHONY: demo test test-fast verilog sim soak report sweep digits fpga bench clean setup tools
 
 setup: $(VENV_OK) tools
 tools:                    ## system tools pip cannot provide (Icarus Verilog), via apt-get
@@ -38,6 +38,9 @@ soak: $(VENV_OK) tools          ## >= 1e6 cycles of the tile with random stalls
 report: $(VENV_OK)        ## ResNet-50 and MobileNet-v2 reports into build/report/
 	$(PY) -m sme.cli report --network resnet50 --out build/report/resnet50
 	$(PY) -m sme.cli report --network mobilenet_v2 --out build/report/mobilenet_v2
+
+sweep: $(VENV_OK)         ## small built-in sweep: 4 configs x MobileNet-v2 (synthetic) on Dask
+	$(PY) -m sme.cli sweep sme/sweeps/small.toml --out build/sweep
 
 digits: $(VENV_OK)        ## ADMM bit-pattern fine-tuning on scikit-learn digits, measured accuracy
 	$(PY) -m sme.cli digits --out build/digits

@@ -418,6 +418,12 @@ def local_client(workers: int | None = None):
     return Client(cluster)
 
 
+def _cost(layer) -> float:
+    """Relative compile time of a layer, for the ETA and for starting big tasks first: a least-
+    squares fit of the MobileNet-v2 layer times (weights, groups, a fixed part per task)."""
+    return layer.weights + 300.0 * layer.groups + 30000.0
+
+
 def run_sweep(pl: Plan, client, *, cache=None, progress=None, on_result=None) -> SweepResult:
     """Run every valid point of ``pl`` on the Dask ``client``, reading and filling the cache
     directory ``cache`` (None: no cache).  ``progress``: a stream for the progress bar.
@@ -461,7 +467,7 @@ def run_sweep(pl: Plan, client, *, cache=None, progress=None, on_result=None) ->
             del w
     cached = len(results)
     errors: dict[str, str] = {}
-    cost = {k: max(1, t[0].weights) for k, t in tasks.items()}
+    cost = {k: _cost(t[0]) for k, t in tasks.items()}
     # Biggest first: a long task started last would leave the other workers idle at the end.
     order = sorted(tasks, key=lambda k: -cost[k])
     futures = {}
@@ -560,12 +566,14 @@ def _point_rows(pl: Plan, p: Point, keys: list[str], results: dict, errors: dict
     for s in pl.schemes:
         row = {**head, "scheme": s, "status": status, "error": error, **metrics}
         if status == "ok":
+            timed = f"cycles_{s}" in layers[0] and layers[0][f"cycles_{s}"] is not None
             vals = {
                 "crossbars": totals[f"xbars_{s}"],
-                "cycles": sum(r[f"cycles_{s}"] * max(1, r["pixels"]) for r in layers),
+                "cycles": sum(r[f"cycles_{s}"] * max(1, r["pixels"]) for r in layers)
+                if timed else None,
                 "index_bits": totals.get(f"index_bits_{s}", 0),
-                "latency": lat[s]["latency"],
-                "speedup_vs_isaac": ratios["speedup_vs_isaac"][s],
+                "latency": lat[s]["latency"] if s in lat else None,
+                "speedup_vs_isaac": ratios["speedup_vs_isaac"].get(s),
                 "work": totals[f"work_{s}"],
                 "clipped": totals.get(f"clipped_{s}", 0)}
             row.update({m: vals[m] for m in pl.metrics})
@@ -626,7 +634,8 @@ def _plots(res: SweepResult) -> dict[str, bytes]:
         fig, axes = plt.subplots(1, len(nets), figsize=(7 * len(nets), 5.5), squeeze=False)
         for ax, net in zip(axes[0], nets):
             for s in res.plan.schemes:
-                pts = [r for r in ok if r["network"] == net and r["scheme"] == s]
+                pts = [r for r in ok if r["network"] == net and r["scheme"] == s
+                       and r[metric] is not None]
                 if not pts or (metric == "index_bits" and s not in (*SQUEEZE, "sre")):
                     continue
                 xy = [(r["crossbars"], max(r[metric], 0.8)) for r in pts]   # log axes

@@ -230,3 +230,11 @@ def test_spec_parsing(tmp_path):
 def test_pareto_front():
     pts = [(10, 5), (4, 9), (6, 6), (10, 4), (12, 1), (6, 7)]
     assert sweep.pareto(pts) == [1, 2, 3, 4]
+
+
+@pytest.mark.parametrize("name", ["small", "paper_grid"])
+def test_shipped_specs_plan(name):
+    from pathlib import Path
+    pl = sweep.plan(sweep.load_spec(Path(sweep.__file__).parent / "sweeps" / f"{name}.toml"))
+    assert pl.valid and all(p.cfg is not None for p in pl.valid)
+    assert [p.label for p in pl.invalid] == (["xbar=128 ou=9x12"] if name == "small" else [])
