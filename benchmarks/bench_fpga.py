@@ -19,32 +19,12 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from golden import compiler, quantize, vmm  # noqa: E402
-from golden import hostlink as hl  # noqa: E402
-from golden import tile_image as ti  # noqa: E402
+from golden import compiler, vmm  # noqa: E402
+from golden import frames  # noqa: E402
 from golden.config import preset  # noqa: E402
 from rtl.boards import BOARDS  # noqa: E402
 from sim.amaranth_tile import simulate  # noqa: E402
-
-
-def filling_program(cfg, rng):
-    levels = quantize.allowed_levels(cfg)
-    best = None
-    for frac in (1.0, 0.75, 0.5, 0.35, 0.25):
-        k = max(1, int(cfg.tile_inputs * frac))
-        n = max(1, int(cfg.tile_outputs * frac))
-        for _ in range(20):
-            q = rng.choice(levels, size=(k, n)) * (rng.random((k, n)) < 0.5)
-            prog = compiler.compile_matrix(q, cfg, squeeze="segment")
-            try:
-                ti.fits_tile(prog)
-            except ti.TileImageError:
-                continue
-            if best is None or prog.n_act > best.n_act:
-                best = prog
-        if best is not None:
-            return best
-    raise SystemExit(f"no random layer fits a {cfg.name} tile")
+from sim.stimulus import fitting_layer  # noqa: E402
 
 
 def main(argv=None) -> int:
@@ -57,7 +37,8 @@ def main(argv=None) -> int:
           f"{'rtl':>6} {'OU act/s':>10} {'@board clk':>10} {'link vec/s':>10}")
     for name, spec in BOARDS.items():
         cfg = preset(spec.preset)
-        prog = filling_program(cfg, rng)
+        prog = compiler.compile_matrix(
+            fitting_layer(cfg, rng, squeezes=("segment",), largest=True), cfg, squeeze="segment")
         x = rng.integers(0, cfg.max_input + 1, size=prog.shape[0])
         golden_cycles = vmm.predicted_cycles(prog)
         run = simulate(prog, x[None])
@@ -74,9 +55,9 @@ def main(argv=None) -> int:
         acts = prog.n_act * cfg.input_bits
         rate = acts / rtl_cycles * clock
         # Host link bound: RUN request + READ reply bytes per vector, 10 bits per byte.
-        eb = hl.element_bytes(cfg)
+        eb = frames.element_bytes(cfg)
         link_bytes = (6 + prog.shape[0] * eb) + 6 + 4 * prog.shape[1] + 2 * 6
-        link_rate = hl.DEFAULT_BAUD / 10 / link_bytes
+        link_rate = frames.DEFAULT_BAUD / 10 / link_bytes
         label = f"{clock / 1e6:.1f}MHz" + ("*" if fmax else "")
         print(f"{name:<11} {cfg.name:<11} {label:>9} {acts:>8} {golden_cycles:>7} "
               f"{rtl_cycles:>6} {rate:>10.3g} {acts / rtl_cycles * spec.clock:>10.3g} "
@@ -84,7 +65,7 @@ def main(argv=None) -> int:
     print("clock: * = achieved Fmax from the build summary, else the board clock; golden = "
           "input_bits x steps issue cycles;\nrtl = measured cycles per vector including input "
           "and output transfer; link = vectors/s the UART link carries at "
-          f"{hl.DEFAULT_BAUD} baud")
+          f"{frames.DEFAULT_BAUD} baud")
     return 0
 
 

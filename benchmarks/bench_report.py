@@ -23,7 +23,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from golden.config import preset  # noqa: E402
-from golden.report import build_report, resolve, write_report  # noqa: E402
+from sme.report import build_report, resolve, write_report  # noqa: E402
 
 TARGET_SECONDS, TARGET_BYTES = 60.0, 4 << 30
 

@@ -23,33 +23,17 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from amaranth.hdl import Cat  # noqa: E402
 from amaranth.sim import Simulator  # noqa: E402
 
-from golden import compiler, quantize, tile_image as ti, vmm  # noqa: E402
+from golden import compiler, tile_image as ti, vmm  # noqa: E402
 from golden.config import preset  # noqa: E402
 from rtl.tile import Tile  # noqa: E402
-
-
-def layer(cfg, rng):
-    """Random window-pattern layer, shrunk until its segment-squeezed program fits a tile."""
-    levels = quantize.allowed_levels(cfg)
-    k, n = cfg.tile_inputs, cfg.tile_outputs
-    density = 0.5
-    while True:
-        q = rng.choice(levels, size=(k, n))
-        q[rng.random((k, n)) > density] = 0
-        p = compiler.compile_matrix(q, cfg, squeeze="segment")
-        try:
-            ti.fits_tile(p, cfg)
-            return p
-        except ti.TileImageError:
-            density *= 0.8
-            if density < 0.05:
-                k, n, density = max(1, k // 2), max(1, n // 2), 0.5
+from sim.stimulus import fitting_layer  # noqa: E402
 
 
 def bench(name, vectors, seed):
     cfg = preset(name)
     rng = np.random.default_rng(seed)
-    p = layer(cfg, rng)
+    p = compiler.compile_matrix(fitting_layer(cfg, rng, squeezes=("segment",), largest=True),
+                                cfg, squeeze="segment")
     X = rng.integers(0, cfg.max_input + 1, size=(vectors, p.shape[0]))
     Y, _ = vmm.run(p, X)
     dut = Tile(cfg)

@@ -40,15 +40,15 @@ import math
 import os
 import re
 import struct
-import tempfile
 import zlib
 from pathlib import Path
 
 import numpy as np
 
 from .config import ConfigError, SMEConfig
+from .fileio import atomic_write_bytes
 
-__all__ = ["Program", "ProgramError", "save", "load", "dumps", "loads", "atomic_write_bytes",
+__all__ = ["Program", "ProgramError", "save", "load", "dumps", "loads",
            "FORMAT_VERSION", "MAGIC", "ACT_FIELDS"]
 
 MAGIC = b"SMEPROG\0"
@@ -371,25 +371,6 @@ def validate(p: Program, source: str = "program") -> None:
             covered = hi
         if covered != size:
             fail(f"weight blocks cover {covered} of the layer's {size} {what}")
-
-
-def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
-    """Write ``data`` to ``path`` so that readers see the old file or the whole new one."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
 
 
 def save(p: Program, path: str | os.PathLike) -> None:

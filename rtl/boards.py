@@ -18,7 +18,7 @@ from amaranth.lib import io, wiring
 from amaranth.lib.cdc import FFSynchronizer
 from amaranth.lib.wiring import In, Out
 
-from golden import hostlink as hl
+from golden import frames
 from golden.config import SMEConfig, preset
 
 from .hostlink import HostLink
@@ -45,7 +45,7 @@ class BoardCore(wiring.Component):
     leds: Out(4)
 
     def __init__(self, cfg: SMEConfig, *, divisor: int, timeout_cycles: int | None = None,
-                 max_payload: int = hl.MAX_PAYLOAD, result_depth: int = 256,
+                 max_payload: int = frames.MAX_PAYLOAD, result_depth: int = 256,
                  led_stretch: int = 1 << 20):
         self.cfg = cfg
         self.divisor = divisor
@@ -225,7 +225,7 @@ class _Top(Elaboratable):
         return m
 
 
-def board_top(board: str, cfg: SMEConfig | None = None, baud: int = hl.DEFAULT_BAUD):
+def board_top(board: str, cfg: SMEConfig | None = None, baud: int = frames.DEFAULT_BAUD):
     """The top-level elaboratable for ``board`` (its preset unless ``cfg`` is given)."""
     try:
         spec = BOARDS[board]

@@ -1,12 +1,12 @@
-"""FPGA builds with the YoWASP tools from pip, and the ``sme fpga`` / ``sme board`` commands.
+"""FPGA builds with the YoWASP tools from pip, and the ``sme fpga build`` command.
 
 :func:`build` elaborates a board top (``rtl/boards.py``), runs yosys + nextpnr + the packer
-through Amaranth's build system with the YoWASP binaries (chosen by environment variables, see
-``/work/shared/TOOLCHAIN.md``), and writes ``build/<board>/`` with the bitstream and
+through Amaranth's build system with the YoWASP binaries (chosen by the environment variables in
+:data:`TOOL_ENV`; ``docs/FPGA.md``), and writes ``build/<board>/`` with the bitstream and
 ``summary.json``: achieved Fmax, utilization, tool versions.
 
-:func:`register` adds ``sme fpga build --board B`` and ``sme board run --port P --program F
---inputs X.npy`` to the project CLI.
+:func:`register` adds ``sme fpga build --board B`` to the project CLI (``sme board run``, the
+host side, is in ``sme/hostclient.py``).
 """
 
 from __future__ import annotations
@@ -19,9 +19,9 @@ import sys
 import time
 from pathlib import Path
 
-from golden import hostlink as hl
 from golden.config import preset
-from golden.program import atomic_write_bytes
+from golden.fileio import atomic_write_bytes
+from golden.frames import DEFAULT_BAUD
 
 __all__ = ["FPGABuildError", "build", "register", "warm_yosys", "TOOL_ENV"]
 
@@ -85,7 +85,7 @@ def warm_yosys() -> None:
 
 
 def build(board: str, preset_name: str | None = None, out_dir: str | os.PathLike = "build",
-          baud: int = hl.DEFAULT_BAUD, seed: int = 1) -> dict:
+          baud: int = DEFAULT_BAUD, seed: int = 1) -> dict:
     """Build ``board`` with ``preset_name`` (the board's own preset by default) into
     ``out_dir/<board>/``; returns the summary that is also written as ``summary.json``.
 
@@ -200,48 +200,8 @@ def _cmd_fpga_build(args) -> int:
     return 0 if s["timing_met"] else 1
 
 
-def _cmd_board_run(args) -> int:
-    import numpy as np
-
-    from golden import program as prog_mod
-    from golden import vmm
-
-    try:
-        prog = prog_mod.load(args.program)
-        X = np.load(args.inputs)
-        Y_ref, clipped = vmm.run(prog, X)
-    except (prog_mod.ProgramError, OSError, ValueError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    try:
-        transport = hl.SerialTransport(args.port, args.baud)
-        client = hl.Client(transport, timeout=args.timeout)
-        client.load(prog)
-        t0 = time.monotonic()
-        Y = client.run(X, prog.cfg)
-        dt = time.monotonic() - t0
-        st = client.status()
-    except hl.NoBoardError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 3
-    except hl.HostLinkError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 4
-    X2 = np.atleast_2d(X)
-    bad = np.argwhere(Y != Y_ref)
-    print(f"{len(X2)} vectors of {prog.shape[0]} -> {prog.shape[1]} in {dt:.2f} s; board clipped "
-          f"{st.clip_count} samples (golden {clipped})")
-    if len(bad) or st.clip_count != clipped:
-        for i, j in bad[:10]:
-            print(f"  mismatch at vector {i}, output {j}: board {Y[i, j]}, golden {Y_ref[i, j]}")
-        print(f"FAIL: {len(bad)} of {Y.size} results differ from the golden model")
-        return 1
-    print("OK: the board matches the golden model exactly")
-    return 0
-
-
 def register(subparsers) -> None:
-    """Add ``fpga`` and ``board`` commands to an ``argparse`` subparsers object."""
+    """Add the ``fpga`` command to an ``argparse`` subparsers object."""
     from .boards import BOARDS
 
     p = subparsers.add_parser("fpga", help="FPGA bitstreams with the YoWASP toolchain")
@@ -250,19 +210,9 @@ def register(subparsers) -> None:
     b.add_argument("--board", required=True, choices=sorted(BOARDS))
     b.add_argument("--preset", default=None, help="config preset (default: the board's own)")
     b.add_argument("--out", default="build", help="output root (default: build)")
-    b.add_argument("--baud", type=int, default=hl.DEFAULT_BAUD)
+    b.add_argument("--baud", type=int, default=DEFAULT_BAUD)
     b.add_argument("--seed", type=int, default=1, help="nextpnr placement seed (default: 1)")
     b.set_defaults(func=_cmd_fpga_build)
-
-    p = subparsers.add_parser("board", help="talk to a programmed board over its serial port")
-    sub = p.add_subparsers(dest="board_cmd", required=True)
-    r = sub.add_parser("run", help="load a program, run vectors, compare with the golden model")
-    r.add_argument("--port", required=True, help="serial port, e.g. /dev/ttyUSB1")
-    r.add_argument("--program", required=True, help="compiled program file")
-    r.add_argument("--inputs", required=True, help=".npy with M x K input vectors")
-    r.add_argument("--baud", type=int, default=hl.DEFAULT_BAUD)
-    r.add_argument("--timeout", type=float, default=2.0, help="seconds to wait for a reply")
-    r.set_defaults(func=_cmd_board_run)
 
 
 def main(argv=None) -> int:

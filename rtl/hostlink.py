@@ -1,4 +1,4 @@
-"""The board side of the framed host link (protocol: ``golden/hostlink.py``).
+"""The board side of the framed host link (protocol: ``golden/frames.py``).
 
 :class:`HostLink` sits between a byte-stream UART and the tile's streams.  A request is received
 whole into a payload buffer and its CRC checked before anything acts on it, so a bad request
@@ -24,7 +24,7 @@ from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
-from golden import hostlink as hl
+from golden import frames
 from golden import tile_image as ti
 from golden.config import SMEConfig
 
@@ -34,15 +34,15 @@ __all__ = ["HostLink", "LinkError", "crc16_next"]
 
 
 class LinkError(enum.Enum, shape=8):
-    """ERROR reply codes; the values are :class:`golden.hostlink.LinkError`'s."""
-    NONE = hl.LinkError.NONE
-    CRC = hl.LinkError.CRC
-    UNKNOWN_CMD = hl.LinkError.UNKNOWN_CMD
-    BAD_LENGTH = hl.LinkError.BAD_LENGTH
-    TIMEOUT = hl.LinkError.TIMEOUT
-    BAD_OFFSET = hl.LinkError.BAD_OFFSET
-    NO_PROGRAM = hl.LinkError.NO_PROGRAM
-    FULL = hl.LinkError.FULL
+    """ERROR reply codes; the values are :class:`golden.frames.LinkError`'s."""
+    NONE = frames.LinkError.NONE
+    CRC = frames.LinkError.CRC
+    UNKNOWN_CMD = frames.LinkError.UNKNOWN_CMD
+    BAD_LENGTH = frames.LinkError.BAD_LENGTH
+    TIMEOUT = frames.LinkError.TIMEOUT
+    BAD_OFFSET = frames.LinkError.BAD_OFFSET
+    NO_PROGRAM = frames.LinkError.NO_PROGRAM
+    FULL = frames.LinkError.FULL
 
 
 class _Reply(enum.Enum, shape=2):
@@ -97,7 +97,7 @@ class HostLink(wiring.Component):
     active : Out(1)          a request is being received, executed or answered
     """
 
-    def __init__(self, cfg: SMEConfig, *, max_payload: int = hl.MAX_PAYLOAD,
+    def __init__(self, cfg: SMEConfig, *, max_payload: int = frames.MAX_PAYLOAD,
                  result_depth: int = 256, timeout_cycles: int = 1 << 20):
         if cfg.accumulator_bits > 32:
             raise ValueError(f"results are sent as 32-bit words; accumulator_bits "
@@ -105,8 +105,8 @@ class HostLink(wiring.Component):
         if not (8 <= max_payload <= 0xFFFF and max_payload % 4 == 0):
             raise ValueError(f"max_payload must be a multiple of 4 in 8 .. 65535, "
                              f"not {max_payload}")
-        if hl.element_bytes(cfg) * cfg.tile_inputs > max_payload:
-            raise ValueError(f"one input vector ({cfg.tile_inputs} x {hl.element_bytes(cfg)} "
+        if frames.element_bytes(cfg) * cfg.tile_inputs > max_payload:
+            raise ValueError(f"one input vector ({cfg.tile_inputs} x {frames.element_bytes(cfg)} "
                              f"bytes) does not fit max_payload {max_payload}")
         if result_depth < cfg.tile_outputs:
             raise ValueError(f"result_depth must hold one output vector ({cfg.tile_outputs}), "
@@ -135,7 +135,7 @@ class HostLink(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         cfg = self._cfg
-        eb = hl.element_bytes(cfg)
+        eb = frames.element_bytes(cfg)
         maxp = self.max_payload
         rx, tx = self.i_rx, self.o_tx
 
@@ -207,8 +207,8 @@ class HostLink(wiring.Component):
             assert len(v) <= 16
             return Cat(v, Const(0, 16 - len(v)))
 
-        status_bytes = Cat(         # golden.hostlink.STATUS_FORMAT
-            Const(hl.VERSION, 8),
+        status_bytes = Cat(         # golden.frames.STATUS_FORMAT
+            Const(frames.VERSION, 8),
             st.loaded, st.busy, load_pos != 0, Const(0, 5),
             st.error.as_value(), Const(0, 8 - len(st.error.as_value())),
             Const(0, 8),
@@ -219,7 +219,7 @@ class HostLink(wiring.Component):
         assert n_status * 8 == len(status_bytes) == 8 * 24, len(status_bytes)
 
         def fail(code):
-            m.d.sync += [rcode.eq(hl.Cmd.ERROR), rlen.eq(2), rkind.eq(_Reply.FIXED),
+            m.d.sync += [rcode.eq(frames.Cmd.ERROR), rlen.eq(2), rkind.eq(_Reply.FIXED),
                          rval.eq(Cat(Const(code.value, 8), cmd)),
                          bad_frames.eq(bad_frames + 1)]
             m.d.comb += self.bad_frame.eq(1)
@@ -256,7 +256,7 @@ class HostLink(wiring.Component):
         with m.FSM(name="link") as fsm:
             with m.State("Hunt-Sync"):
                 m.d.comb += rx.ready.eq(1)
-                with m.If(rx.valid & (byte == hl.SYNC_REQ)):
+                with m.If(rx.valid & (byte == frames.SYNC_REQ)):
                     m.d.sync += [rcrc.eq(0xFFFF), idle.eq(0), head.eq(0)]
                     m.next = "Receive-Command"
 
@@ -314,19 +314,19 @@ class HostLink(wiring.Component):
 
             with m.State("Dispatch"):
                 with m.Switch(cmd):
-                    with m.Case(hl.Cmd.STATUS):
+                    with m.Case(frames.Cmd.STATUS):
                         with m.If(plen != 0):
                             fail(LinkError.BAD_LENGTH)
                         with m.Else():
                             reply(_Reply.STATUS, n_status)
-                    with m.Case(hl.Cmd.RESET):
+                    with m.Case(frames.Cmd.RESET):
                         with m.If(plen != 0):
                             fail(LinkError.BAD_LENGTH)
                         with m.Else():
                             m.d.sync += reset_pulse.eq(1)
                             m.d.sync += [pending.eq(0), load_pos.eq(0), k.eq(0), n.eq(0)]
                             reply(_Reply.FIXED, 0)
-                    with m.Case(hl.Cmd.LOAD):
+                    with m.Case(frames.Cmd.LOAD):
                         with m.If((plen < 8) | (plen[:2] != 0)):
                             fail(LinkError.BAD_LENGTH)
                         with m.Elif(head[:31] != load_pos):
@@ -335,7 +335,7 @@ class HostLink(wiring.Component):
                             m.d.sync += [mode_load.eq(1), final.eq(head[31]), ptr.eq(4),
                                          bcnt.eq(0), fpend.eq(0), wready.eq(0)]
                             m.next = "Stream-Items"
-                    with m.Case(hl.Cmd.RUN):
+                    with m.Case(frames.Cmd.RUN):
                         with m.If(plen == 0):
                             fail(LinkError.BAD_LENGTH)
                         with m.Elif(~st.loaded | (k == 0)):
@@ -343,7 +343,7 @@ class HostLink(wiring.Component):
                         with m.Else():
                             m.d.sync += [acc.eq(0), nvec.eq(0), res.eq(pending)]
                             m.next = "Check-Run"
-                    with m.Case(hl.Cmd.READ):
+                    with m.Case(frames.Cmd.READ):
                         with m.If(plen != 0):
                             fail(LinkError.BAD_LENGTH)
                         with m.Else():
@@ -412,7 +412,7 @@ class HostLink(wiring.Component):
 
             # ---- the reply: header, payload, CRC ------------------------------------------
             with m.State("Send-Header"):
-                hdr = Cat(Const(hl.SYNC_REP, 8), rcode, rlen)
+                hdr = Cat(Const(frames.SYNC_REP, 8), rcode, rlen)
                 m.d.comb += [tx.valid.eq(1), tx.payload.eq(hdr.word_select(sidx[:2], 8))]
                 with m.If(tx.ready):
                     m.d.sync += sidx.eq(sidx + 1)

@@ -24,7 +24,7 @@ import tempfile
 from pathlib import Path
 
 from golden.config import preset
-from golden.program import atomic_write_bytes
+from golden.fileio import atomic_write_bytes
 
 from .verilog import emit
 

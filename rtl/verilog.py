@@ -18,10 +18,10 @@ from pathlib import Path
 from amaranth.back import verilog
 from amaranth.lib import data, wiring
 
-from golden import hostlink as hl
+from golden import frames
 from golden import tile_image as ti
 from golden.config import PRESETS, SMEConfig, preset
-from golden.program import atomic_write_bytes
+from golden.fileio import atomic_write_bytes
 
 __all__ = ["TOPS", "ALL_TOPS", "emit", "emit_preset", "port_list", "payload_fields",
            "layout_fields", "register", "main"]
@@ -31,7 +31,7 @@ __all__ = ["TOPS", "ALL_TOPS", "emit", "emit_preset", "port_list", "payload_fiel
 BOARD_CLOCK = 100e6
 
 
-def _board_core(cfg: SMEConfig, clock: float = BOARD_CLOCK, baud: int = hl.DEFAULT_BAUD):
+def _board_core(cfg: SMEConfig, clock: float = BOARD_CLOCK, baud: int = frames.DEFAULT_BAUD):
     from .boards import BoardCore
     from .uart import baud_divisor
     return BoardCore(cfg, divisor=baud_divisor(clock, baud), led_stretch=int(clock // 20))
@@ -92,7 +92,7 @@ def payload_fields(component: wiring.Component) -> dict:
 
 
 def emit(cfg: SMEConfig, top: str = "sme_tile", *, clock: float = BOARD_CLOCK,
-         baud: int = hl.DEFAULT_BAUD) -> tuple[str, dict]:
+         baud: int = frames.DEFAULT_BAUD) -> tuple[str, dict]:
     """Verilog text and sidecar dict of one top for one config (``clock`` and ``baud`` matter
     to ``sme_board_core`` only)."""
     if top == "sme_board_core":
@@ -115,13 +115,13 @@ def emit(cfg: SMEConfig, top: str = "sme_tile", *, clock: float = BOARD_CLOCK,
         sidecar["board_core"] = {
             "clock_hz": clock, "baud": baud, "divisor": component.divisor,
             "timeout_cycles": component.timeout_cycles, "max_payload": component.max_payload,
-            "result_depth": component.result_depth, "protocol_version": hl.VERSION,
+            "result_depth": component.result_depth, "protocol_version": frames.VERSION,
             "leds": ["loaded", "busy", "error", "link active"]}
     return text, sidecar
 
 
 def emit_preset(name: str, out_dir: str | Path, tops=TOPS, *, clock: float = BOARD_CLOCK,
-                baud: int = hl.DEFAULT_BAUD) -> list[Path]:
+                baud: int = frames.DEFAULT_BAUD) -> list[Path]:
     cfg = preset(name)
     out = Path(out_dir) / name
     out.mkdir(parents=True, exist_ok=True)
@@ -146,8 +146,8 @@ def _add_arguments(p: argparse.ArgumentParser) -> None:
                    help="top to emit (repeatable; default: sme_tile)")
     p.add_argument("--clock", type=float, default=BOARD_CLOCK,
                    help="sme_board_core: clock in Hz (default: 100e6)")
-    p.add_argument("--baud", type=int, default=hl.DEFAULT_BAUD,
-                   help=f"sme_board_core: UART baud rate (default: {hl.DEFAULT_BAUD})")
+    p.add_argument("--baud", type=int, default=frames.DEFAULT_BAUD,
+                   help=f"sme_board_core: UART baud rate (default: {frames.DEFAULT_BAUD})")
 
 
 def register(subparsers) -> argparse.ArgumentParser:

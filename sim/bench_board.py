@@ -1,6 +1,6 @@
 """cocotb bench of the board core (UART + host link + tile, ``rtl/boards.py``) in emitted Verilog.
 
-The host side is the project's own: :class:`golden.hostlink.Client`, the code ``sme board run``
+The host side is the project's own: :class:`sme.hostclient.Client`, the code ``sme board run``
 uses on a real serial port, runs in a cocotb bridge thread and talks to the Verilog's ``rx`` /
 ``tx`` pins through :class:`CocotbLine`, a simulated serial line (8N1, ``divisor`` clocks per
 bit from the sidecar).  So this checks the Verilog a vendor flow would take
@@ -20,12 +20,16 @@ import numpy as np
 from cocotb.task import bridge, resume
 from cocotb.triggers import ClockCycles, RisingEdge
 
-from golden import hostlink as hl
+from golden.frames import Cmd, LinkError, encode_request
 from golden import program as prog_mod
 from golden import vmm
 
 from .tb import Bench, env_int, env_str
 from .uart_line import LineTransport
+
+# The one import of sim/ from the applications: this bench exists to run the host client of
+# ``sme board run`` against the Verilog, so it takes that client and not a copy of it.
+from sme import hostclient  # noqa: E402
 
 
 class CocotbLine(LineTransport):
@@ -92,7 +96,7 @@ async def board_programs(dut):
 
     @bridge
     def host():
-        client = hl.Client(line, timeout=1.0)
+        client = hostclient.Client(line, timeout=1.0)
         st = client.status()
         assert (st.loaded, st.config_id) == (False, b.sidecar["derived"]["config_id"]), \
             b.msg(f"status after reset: {st}")
@@ -102,12 +106,12 @@ async def board_programs(dut):
             Y_ref, clipped = vmm.run(prog, X)
             client.load(prog)
             # A corrupted RUN frame: CRC error, nothing queued or run.
-            frame = bytearray(hl.encode_request(hl.Cmd.RUN, X[0].astype("u1").tobytes()))
+            frame = bytearray(encode_request(Cmd.RUN, X[0].astype("u1").tobytes()))
             frame[5] ^= 0x10
             assert line.exchange(bytes(frame), 0.5) == \
-                [(hl.Cmd.ERROR, bytes([hl.LinkError.CRC, hl.Cmd.RUN]))], b.msg("corrupt RUN")
-            assert line.exchange(hl.encode_request(0x42), 0.5) == \
-                [(hl.Cmd.ERROR, bytes([hl.LinkError.UNKNOWN_CMD, 0x42]))], b.msg("unknown")
+                [(Cmd.ERROR, bytes([LinkError.CRC, Cmd.RUN]))], b.msg("corrupt RUN")
+            assert line.exchange(encode_request(0x42), 0.5) == \
+                [(Cmd.ERROR, bytes([LinkError.UNKNOWN_CMD, 0x42]))], b.msg("unknown")
             Y = client.run(X, prog.cfg)
             st = client.status()
             bad = np.argwhere(Y != Y_ref)

@@ -1,7 +1,7 @@
 """cocotb bench of the grouped row scheduler (``rtl/scheduler.py``) in emitted Verilog.
 
 Stimulus and expectation are the ones the Amaranth-simulator test uses
-(``tests/rtl_support.py``: ``random_program``, ``issue_trace``): random valid programs are
+(``sim.stimulus.random_program``, ``golden.scheduler.issue_trace``): random valid programs are
 written into the descriptor memories (descriptors packed with ``Layouts.desc``), a vector is
 started, and every issued step (decoded with ``Layouts.step``) must equal the golden issue
 trace, in order, under the ``SME_BACKPRESSURE`` pattern on ``o_stream``.  Without backpressure
@@ -13,9 +13,9 @@ from __future__ import annotations
 import cocotb
 from cocotb.triggers import ClockCycles, RisingEdge
 
-from tests.rtl_support import issue_trace
+from golden.scheduler import issue_trace
 
-from .models import random_valid_program as random_program
+from .stimulus import random_program
 from .streams import Pattern, StreamSink, high, pack
 from .tb import Bench, env_int
 

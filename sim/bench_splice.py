@@ -2,7 +2,7 @@
 
 Random ADC sample steps (``Layouts.samples``, packed with the layout) go in on ``i_stream`` with
 the ``SME_IDLE`` pattern; the accumulators (``Layouts.accs``) and the summed ``clip_delta``
-must equal :func:`sim.models.splice_accumulate`.  Also: ``ready`` never drops, ``clear`` zeroes
+must equal :func:`golden.splice.splice_accumulate`.  Also: ``ready`` never drops, ``clear`` zeroes
 the accumulators, and the largest legal terms (every sample at ``adc_max``, every shift at its
 maximum) add up exactly.
 """
@@ -12,7 +12,8 @@ from __future__ import annotations
 import cocotb
 from cocotb.triggers import ClockCycles, RisingEdge
 
-from .models import splice_accumulate
+from golden.splice import splice_accumulate
+
 from .streams import StreamDriver, high, unpack
 from .tb import Bench, env_int
 

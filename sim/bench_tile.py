@@ -29,9 +29,9 @@ from cocotb.triggers import ClockCycles, RisingEdge
 
 from golden import tile_image as ti
 from golden.program import load
-from tests.strategies import inputs
 
 from .models import tile_expected
+from .stimulus import input_vectors
 from .streams import Monitor, Pattern, StreamDriver, StreamSink
 from .tb import Bench, env_int, env_str
 
@@ -126,7 +126,7 @@ async def _run_program(b, io, name, p, m, mutate=False):
     st = await io.load(ti.build_image(p, cfg))
     assert st.loaded and st.error == ti.TileError.NONE and st.clip_count == 0, \
         b.msg(f"{name}: status after load {st}")
-    X = inputs(b.rng, cfg, m, p.shape[0])
+    X = input_vectors(b.rng, cfg, m, p.shape[0])
     bad, clips = [], 0
     for i, (x, exp) in enumerate(zip(X, tile_expected(p, X))):
         try:
@@ -177,7 +177,7 @@ async def tile_bad_frames(dut):
     k, n = p.shape
 
     async def vector_without_program():
-        await io.vi.send(io.vector_items(inputs(b.rng, cfg, 1, k)[0]))
+        await io.vi.send(io.vector_items(input_vectors(b.rng, cfg, 1, k)[0]))
         st = await io.idle()
         await ClockCycles(b.clk, 20)
         assert not io.sink.items, b.msg("the tile emitted outputs without a program")
@@ -212,7 +212,7 @@ async def tile_bad_frames(dut):
             await vector_without_program()
     st = await io.load(good)
     assert st.loaded and st.error == ti.TileError.NONE, b.msg(f"good frame after bad: {st}")
-    x = inputs(b.rng, cfg, 1, k)[0]
+    x = input_vectors(b.rng, cfg, 1, k)[0]
     exp = tile_expected(p, x)[0]
     got, lasts, issues = await io.vector(x, n, exp.cycles)
     bad = _check_vector(b, name, 0, got, lasts, issues, exp, 0, await io.idle())
@@ -231,10 +231,10 @@ async def tile_reset_mid_vector(dut):
     name, p = _programs(cfg)[0]
     k, n = p.shape
     image = ti.build_image(p, cfg)
-    cycles = tile_expected(p, inputs(b.rng, cfg, 1, k))[0].cycles
+    cycles = tile_expected(p, input_vectors(b.rng, cfg, 1, k))[0].cycles
 
     async def interrupted(kind: str, during: str):
-        x = inputs(b.rng, cfg, 1, k)[0]
+        x = input_vectors(b.rng, cfg, 1, k)[0]
         task = cocotb.start_soon(io.vi.send(io.vector_items(x)))
         if during == "receive":
             wait = int(b.rng.integers(1, max(2, k)))
@@ -268,7 +268,7 @@ async def tile_reset_mid_vector(dut):
             assert st.loaded and st.error == ti.TileError.NONE, \
                 b.msg(f"status after {kind} during {during}: {st}")
             clips = st.clip_count
-            x = inputs(b.rng, cfg, 1, k)[0]
+            x = input_vectors(b.rng, cfg, 1, k)[0]
             exp = tile_expected(p, x)[0]
             got, lasts, issues = await io.vector(x, n, exp.cycles)
             bad = _check_vector(b, f"{name} after {kind} during {during}", 0, got, lasts,

@@ -38,6 +38,8 @@ import numpy as np
 
 from golden.config import PRESETS, SMEConfig, preset
 
+from .stimulus import fitting_layer
+
 __all__ = ["ROOT", "SIMS", "TARGETS", "PATTERNS_RUN", "target_config", "build_dir", "emit",
            "build", "run_bench", "run_tile", "BenchResult", "make_programs", "sim_name",
            "waves_on", "env_seed"]
@@ -57,7 +59,7 @@ TARGETS: dict[str, tuple[str, dict]] = {
 _RTL_INPUTS = ("rtl/tile.py", "rtl/controller.py", "rtl/scheduler.py", "rtl/splice.py",
                "rtl/xbar_emulator.py", "rtl/layouts.py", "rtl/verilog.py", "rtl/boards.py",
                "rtl/hostlink.py", "rtl/uart.py", "rtl/skid.py", "golden/config.py",
-               "golden/tile_image.py", "golden/hostlink.py")
+               "golden/tile_image.py", "golden/frames.py")
 
 #: Clocks per bit of the simulated board core's UART (the fewest it accepts: short runs).
 BOARD_DIVISOR = 4
@@ -137,7 +139,7 @@ def emit(cfg: SMEConfig, top: str, out: Path) -> tuple[Path, Path]:
     from golden import tile_image as ti
     from rtl.verilog import port_list
     if top in ("sme_tile", "sme_board_core"):
-        from golden.hostlink import DEFAULT_BAUD
+        from golden.frames import DEFAULT_BAUD
         from rtl.verilog import emit as rtl_emit
         text, sidecar = rtl_emit(cfg, top, clock=BOARD_DIVISOR * DEFAULT_BAUD)
     else:
@@ -201,34 +203,6 @@ def build(sim: str, target: str, top: str):
 
 # ---- programs from `sme compile` ---------------------------------------------------------------
 
-def _layer(cfg: SMEConfig, squeeze: str, rng, small: bool = False) -> np.ndarray:
-    """A random layer (shared stimulus generator ``tests.strategies.random_q``) that compiles
-    into one tile program; shapes and densities are tried from large to small (``small``
-    starts at 12 x 8, for short runs on big configs)."""
-    from golden import tile_image as ti
-    from golden.compiler import compile_matrix
-    from tests.strategies import random_q
-
-    kmax, nmax = cfg.tile_inputs, cfg.tile_outputs
-    tries = [(kmax, nmax, 0.6), (kmax // 2, nmax, 0.4), (kmax // 2, nmax // 2, 0.3),
-             (min(kmax, 12), min(nmax, 8), 0.3), (8, min(nmax, 8), 0.15), (6, 4, 0.2),
-             (4, 4, 0.2), (3, 2, 0.5)]
-    if small:
-        tries = tries[3:]
-    for k, n, density in tries:
-        k, n = max(1, min(k, kmax)), max(1, min(n, nmax))
-        for _ in range(4):
-            q = random_q(rng, (k, n), cfg, density)
-            if not q.any():
-                continue
-            try:
-                ti.fits_tile(compile_matrix(q, cfg, squeeze=squeeze))
-            except ti.TileImageError:
-                continue
-            return q
-    raise RuntimeError(f"no random layer fits one {cfg.name} tile with {squeeze} squeeze")
-
-
 def make_programs(sim: str, target: str, seed: int, count: int = 2,
                   small: bool = False) -> list[Path]:
     """Program files for ``target`` made by the ``sme compile`` CLI from random integer
@@ -245,7 +219,10 @@ def make_programs(sim: str, target: str, seed: int, count: int = 2,
             prog = stem.with_suffix(".smeprog")
             if not prog.exists():
                 rng = np.random.default_rng([seed, i])
-                np.save(stem.with_suffix(".npy"), _layer(cfg, squeeze, rng, small))
+                q = fitting_layer(cfg, rng, squeezes=(squeeze,), largest=True,
+                                  k_max=min(cfg.tile_inputs, 12) if small else None,
+                                  n_max=min(cfg.tile_outputs, 8) if small else None)
+                np.save(stem.with_suffix(".npy"), q)
                 cmd = [sys.executable, "-m", "sme.cli", "compile", str(stem.with_suffix(".npy")),
                        "-o", str(prog), "--preset", name, "--integer", "--squeeze", squeeze]
                 if "adc_bits" in changes:

@@ -2,7 +2,7 @@
 
 :class:`LineTransport` is the simulator-independent part (byte queues, line time, ``read``);
 :class:`SimTransport` runs it on Amaranth's simulator and ``sim/bench_board.CocotbLine`` on a
-cocotb simulation of the emitted Verilog.  Either way the same :class:`golden.hostlink.Client`
+cocotb simulation of the emitted Verilog.  Either way the same :class:`sme.hostclient.Client`
 that talks to a board over pyserial talks to the simulated board.
 Two background testbenches model the host's UART: one shifts queued bytes onto the design's
 ``rx`` line (8N1, ``divisor`` cycles per bit), the other samples bytes off ``tx`` at mid-bit.
@@ -17,7 +17,7 @@ import collections
 
 from amaranth.sim import Simulator
 
-from golden.hostlink import DEFAULT_BAUD, FrameDecoder, Transport
+from golden.frames import DEFAULT_BAUD, FrameDecoder, Transport
 
 __all__ = ["LineTransport", "SimTransport"]
 

@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import io
 import json
 import sys
 import time
@@ -39,13 +38,14 @@ from pathlib import Path
 import numpy as np
 
 from golden.config import PATTERNS, PRESETS, ConfigError, preset
-from golden.program import ProgramError, atomic_write_bytes
+from golden.fileio import atomic_write_bytes, load_npy, save_npy
+from golden.program import ProgramError
 
 __all__ = ["main", "UserError", "load_npy", "save_npy"]
 
 #: Modules that add sub-commands with ``register(subparsers)``.
-PLUGINS = ("rtl.verilog", "sim.cli", "golden.report", "rtl.fpga", "sme.ppa", "sme.infer.cli",
-           "sme.sweep")
+PLUGINS = ("rtl.verilog", "sim.cli", "sme.report", "rtl.fpga", "sme.hostclient", "sme.ppa",
+           "sme.infer.cli", "sme.sweep")
 
 
 class UserError(Exception):
@@ -130,26 +130,6 @@ class ArgumentParser(argparse.ArgumentParser):
     def error(self, message: str):
         self.exit(EXIT_USAGE, f"{self.prog}: error: {_one_line(message)} "
                               f"(see {self.prog} --help)\n")
-
-
-def load_npy(path: str, what: str) -> np.ndarray:
-    try:
-        with open(path, "rb") as f:
-            if f.read(6) != b"\x93NUMPY":
-                raise UserError(f"{what} file {path!r} is not a .npy file (no NumPy header; "
-                                f"save arrays with numpy.save)")
-            f.seek(0)
-            return np.load(f, allow_pickle=False)
-    except FileNotFoundError:
-        raise UserError(f"{what} file {path!r} does not exist") from None
-    except (ValueError, OSError, EOFError) as e:
-        raise UserError(f"{what} file {path!r} is not a valid .npy array ({e})") from None
-
-
-def save_npy(path: str, arr: np.ndarray) -> None:
-    buf = io.BytesIO()
-    np.save(buf, arr, allow_pickle=False)
-    atomic_write_bytes(path, buf.getvalue())
 
 
 def _config(args) -> "SMEConfig":  # noqa: F821

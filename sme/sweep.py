@@ -32,7 +32,7 @@ gets ``status = "invalid"`` in the table, and the valid points run.  A key that 
 field nor an option is an error of the whole spec.
 
 **Unit of work** = one layer of one network under one (config, options): the report's per-layer
-function :func:`golden.report.layer_result` (quantize, compile in the squeeze modes that
+function :func:`sme.report.layer_result` (quantize, compile in the squeeze modes that
 ``schemes`` names, cost the baselines), so a single big network spreads over the workers.  Each
 layer's float weights are made once on the client and scattered once to the workers (broadcast,
 so a worker that dies loses no data the others do not hold); tasks refer to them by future.
@@ -54,7 +54,7 @@ bits), points labelled, the Pareto front of each squeeze scheme drawn; ``summary
 Metrics of a (point, scheme): ``crossbars`` (both sign sets, summed over layers);
 ``cycles`` = sum over layers of cycles per input vector x input vectors per image, i.e. one
 copy of every layer, layers in sequence; ``index_bits``; ``latency`` and ``speedup_vs_isaac``
-at the ISAAC-style dense crossbar budget (:func:`golden.report.replicate`); ``work`` (OU
+at the ISAAC-style dense crossbar budget (:func:`sme.report.replicate`); ``work`` (OU
 activations per image); ``clipped`` (worst-case clipped ADC samples per input vector).
 """
 
@@ -77,11 +77,11 @@ from pathlib import Path
 
 import numpy as np
 
-from golden import report
 from golden.config import ConfigError, SMEConfig, preset
-from golden.importers import ImportError_, describe_source
-from golden.networks import NETWORKS
-from golden.program import atomic_write_bytes
+from golden.fileio import atomic_write_bytes
+from sme import report
+from sme.workloads.importers import ImportError_, describe_source
+from sme.workloads.networks import NETWORKS
 
 __all__ = ["SpecError", "Point", "Plan", "SweepResult", "METRICS", "SCHEME_KEYS", "load_spec",
            "parse_grid", "plan", "code_version", "compute_layer", "run_sweep", "local_client",

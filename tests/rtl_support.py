@@ -1,4 +1,4 @@
-"""Shared helpers of the RTL tests: seeded stream drivers, random programs, a tile harness.
+"""Shared helpers of the RTL tests: seeded stream drivers and a tile harness (Amaranth simulator).
 
 Not a test module (no ``test_`` prefix); imported by ``tests/test_rtl_*.py``.
 """
@@ -7,13 +7,11 @@ from __future__ import annotations
 
 import os
 
-import numpy as np
 from amaranth.hdl import ResetInserter, Signal
 from amaranth.sim import Simulator
 
 from golden import tile_image as ti
 from golden.config import SMEConfig
-from golden.program import ACT_FIELDS, Program, validate
 
 P_IDLE = 0.3          # probability of a stall cycle before each transfer on every stream
 
@@ -84,52 +82,6 @@ async def get(ctx, stream, count, rng=None, p_idle=P_IDLE):
         (payload,) = await ctx.tick().sample(stream.payload).until(stream.valid)
         ctx.set(stream.ready, 0)
         out.append(payload)
-    return out
-
-
-def random_program(cfg: SMEConfig, rng, *, n_xbars=None, n_steps=None, k=None, n=None,
-                   density=0.7) -> Program:
-    """A hand-made valid program (random cells and descriptors) for block tests."""
-    n_xbars = n_xbars or int(rng.integers(1, cfg.tile_xbars + 1))
-    n_steps = n_steps if n_steps is not None else int(rng.integers(1, 6))
-    k = k or int(rng.integers(1, cfg.tile_inputs + 1))
-    n = n or int(rng.integers(1, cfg.tile_outputs + 1))
-    cells = rng.integers(0, cfg.cell_max + 1, size=(n_xbars, cfg.windows, cfg.colgroups,
-                                                    cfg.ou_rows, cfg.ou_cols), dtype=np.uint8)
-    slots = [(s, x) for s in range(n_steps) for x in range(n_xbars) if rng.random() < density]
-    if n_steps and not any(s == n_steps - 1 for s, _ in slots):
-        slots.append((n_steps - 1, int(rng.integers(0, n_xbars))))     # exactly n_steps steps
-    m = len(slots)
-    acts = {f: np.zeros(m, dtype=dt) for f, dt in ACT_FIELDS.items()}
-    acts["step"][:] = [s for s, _ in slots]
-    acts["xbar"][:] = [x for _, x in slots]
-    acts["window"][:] = rng.integers(0, cfg.windows, m)
-    acts["colgroup"][:] = rng.integers(0, cfg.colgroups, m)
-    acts["outgroup"][:] = rng.integers(0, -(-n // cfg.ou_cols), m)
-    acts["plane"][:] = rng.integers(0, cfg.planes, m)
-    acts["sign"][:] = rng.integers(0, 2, m)
-    acts["shift"][:] = rng.integers(0, cfg.max_shift + 1, m)
-    inputs = rng.integers(-1, k, size=(m, cfg.ou_rows)).astype(np.int32)
-    p = Program(cfg=cfg, shape=(k, n), cells=cells, acts=acts, inputs=inputs, blocks=[])
-    validate(p)
-    return p
-
-
-def issue_trace(p: Program, x) -> list[tuple[int, dict[int, tuple]]]:
-    """The golden scheduler: per issue cycle (t outer, step inner), per active lane
-    (window, colgroup, bits, outgroup, plane, sign, shift)."""
-    cfg = p.cfg
-    a = p.acts
-    out = []
-    for t in range(cfg.input_bits):
-        for s in range(p.n_steps):
-            lanes = {}
-            for i in np.flatnonzero(a["step"] == s):
-                bits = tuple(int(r >= 0 and (int(x[r]) >> t) & 1) for r in p.inputs[i])
-                lanes[int(a["xbar"][i])] = (int(a["window"][i]), int(a["colgroup"][i]), bits,
-                                            int(a["outgroup"][i]), int(a["plane"][i]),
-                                            int(a["sign"][i]), int(a["shift"][i]))
-            out.append((t, lanes))
     return out
 
 
@@ -219,28 +171,6 @@ async def tile_vector(ctx, tile, x, n, rng=None):
     out = await get(ctx, tile.o_vec, n, rng)
     assert [o.last for o in out] == [0] * (n - 1) + [1], "o_vec last flag misplaced"
     return [o.data for o in out]
-
-
-def fitting_layer(cfg, rng, pattern_cfg, *, k_max=None, n_max=None, tries=60):
-    """A random K x N layer on ``pattern_cfg``'s pattern whose program fits a tile of ``cfg``,
-    compiled either way.  Returns ``q``."""
-    from golden import compiler, quantize
-    levels = quantize.allowed_levels(pattern_cfg)
-    k_max = k_max or cfg.tile_inputs
-    n_max = n_max or cfg.tile_outputs
-    for i in range(tries):
-        shrink = 1 + i // 10
-        k = int(rng.integers(1, max(2, k_max // shrink) + 1))
-        n = int(rng.integers(1, max(2, n_max // shrink) + 1))
-        q = quantize.project_levels(rng.choice(levels, size=(k, n)), pattern_cfg)  # fragments
-        q[rng.random((k, n)) < rng.uniform(0.3, 0.9)] = 0
-        try:
-            for sq in ("row", "segment"):
-                ti.fits_tile(compiler.compile_matrix(q, pattern_cfg, squeeze=sq), cfg)
-        except ti.TileImageError:
-            continue
-        return q
-    raise AssertionError("no random layer fits the tile")
 
 
 def tile_error(status) -> ti.TileError:

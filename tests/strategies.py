@@ -1,4 +1,4 @@
-"""Hypothesis strategies shared by the golden, RTL and cocotb tests: configs, layers, inputs."""
+"""Hypothesis strategies shared by the tests: configs and layers (drawn with ``sim.stimulus``)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import numpy as np
 from hypothesis import strategies as st
 
 from golden.config import SMEConfig, preset
-from golden.quantize import project_levels
+from sim.stimulus import random_q
 
 
 @st.composite
@@ -25,15 +25,6 @@ def configs(draw, lossless: bool = True) -> SMEConfig:
         input_bits=draw(st.integers(1, 8)),
         tile_outputs=((cfg.tile_outputs + ou_cols - 1) // ou_cols) * ou_cols,
         adc_bits=None if lossless else draw(st.integers(1, 3)))
-
-
-def random_q(rng: np.random.Generator, shape, cfg: SMEConfig, density: float,
-             col0: int = 0) -> np.ndarray:
-    """Trained-like integers on cfg's pattern: Laplace magnitudes, a fraction zeroed (zeroing
-    keeps every pattern).  ``col0``: the first output column of this block in its layer."""
-    w = rng.laplace(0, cfg.max_magnitude / rng.uniform(2, 20), size=shape)
-    q = project_levels(np.clip(w, -cfg.max_magnitude, cfg.max_magnitude), cfg, col0=col0)
-    return np.where(rng.random(shape) < density, q, 0)
 
 
 @st.composite
@@ -62,12 +53,3 @@ def dense(blocks, shape) -> np.ndarray:
     for r0, c0, b in blocks:
         q[r0:r0 + b.shape[0], c0:c0 + b.shape[1]] = b
     return q
-
-
-def inputs(rng: np.random.Generator, cfg: SMEConfig, m: int, k: int) -> np.ndarray:
-    """Input vectors with the extremes included (all zero, all max) and random ones."""
-    x = rng.integers(0, cfg.max_input + 1, size=(m, k))
-    if m >= 2:
-        x[0] = 0
-        x[1] = cfg.max_input
-    return x

@@ -8,7 +8,7 @@ from golden.config import preset
 from golden.program import save
 from sme.cli import check_on_tile, main
 
-from .strategies import random_q
+from sim.stimulus import random_q
 
 
 @pytest.fixture

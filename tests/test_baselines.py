@@ -3,7 +3,7 @@ import numpy as np
 from golden.baselines import baseline_stats
 from golden.config import preset
 
-from .strategies import random_q
+from sim.stimulus import random_q
 
 
 def test_isaac_dense_formula():

@@ -1,6 +1,6 @@
 """Whole-board simulation: UART + host link + tile (rtl/boards.py BoardCore) in Amaranth's
 simulator, driven over a simulated serial line by the same host code as ``sme board run``
-(golden/hostlink.py Client).  Loads a compiled program, runs vectors, checks them against the
+(sme/hostclient.py Client).  Loads a compiled program, runs vectors, checks them against the
 golden model; bad frames are answered with errors and change nothing; a reset between vectors."""
 
 import struct
@@ -8,28 +8,23 @@ import struct
 import numpy as np
 import pytest
 
-from golden import compiler, quantize, vmm
-from golden import hostlink as hl
+from golden import compiler, vmm
+from golden.frames import SYNC_REQ, Cmd, LinkError, encode_request
 from golden import tile_image as ti
 from golden.config import preset
 from rtl.boards import BoardCore
+from sim.stimulus import fitting_layer
 from sim.uart_line import SimTransport
+from sme import hostclient
 
 DIVISOR = 4          # clocks per bit: keeps the simulation short
 QUIET = 0.05         # seconds of line time without a byte that end a raw exchange
 
 
 def fitting_program(cfg, rng, k, n, squeeze):
-    levels = quantize.allowed_levels(cfg)
-    for _ in range(200):
-        q = rng.choice(levels, size=(k, n)) * (rng.random((k, n)) < 0.4)
-        prog = compiler.compile_matrix(q, cfg, squeeze=squeeze)
-        try:
-            ti.fits_tile(prog)
-            return prog
-        except ti.TileImageError:
-            continue
-    raise AssertionError("no random layer fits the tile")
+    """A compiled random layer of at most k x n that fits one tile."""
+    q = fitting_layer(cfg, rng, squeezes=(squeeze,), k_max=k, n_max=n, largest=True)
+    return compiler.compile_matrix(q, cfg, squeeze=squeeze)
 
 
 @pytest.fixture(scope="module")
@@ -38,7 +33,7 @@ def board():
     core = BoardCore(cfg, divisor=DIVISOR, led_stretch=4, timeout_cycles=40 * 10 * DIVISOR)
     line = SimTransport(core, DIVISOR)
     # 0.05 s of line time at 115200 baud = 576 byte times, longer than the board's timeout
-    return cfg, line, hl.Client(line, timeout=0.05)
+    return cfg, line, hostclient.Client(line, timeout=0.05)
 
 
 def test_load_run_corrupt_reset(board):
@@ -55,27 +50,27 @@ def test_load_run_corrupt_reset(board):
     assert np.array_equal(client.run(X[:2], cfg), Y_ref[:2]), seed_msg
 
     # A corrupted RUN frame (one payload bit flipped): CRC error, nothing queued or run.
-    frame = bytearray(hl.encode_request(hl.Cmd.RUN, X[2].astype("u1").tobytes()))
+    frame = bytearray(encode_request(Cmd.RUN, X[2].astype("u1").tobytes()))
     frame[6] ^= 0x10
     replies = line.exchange(bytes(frame), QUIET)
-    assert replies == [(hl.Cmd.ERROR, bytes([hl.LinkError.CRC, hl.Cmd.RUN]))]
+    assert replies == [(Cmd.ERROR, bytes([LinkError.CRC, Cmd.RUN]))]
     st = client.status()
     assert st.loaded and st.results == 0 and st.bad_frames == 1
 
     # Unknown command, bad length, an over-long length (drained), a LOAD at the wrong offset.
-    assert line.exchange(hl.encode_request(0x42), QUIET) == \
-        [(hl.Cmd.ERROR, bytes([hl.LinkError.UNKNOWN_CMD, 0x42]))]
-    assert line.exchange(hl.encode_request(hl.Cmd.STATUS, b"x"), QUIET) == \
-        [(hl.Cmd.ERROR, bytes([hl.LinkError.BAD_LENGTH, hl.Cmd.STATUS]))]
-    assert line.exchange(bytes([hl.SYNC_REQ, hl.Cmd.RUN, 0xFF, 0xFF, 1, 2, 3]), QUIET) == \
-        [(hl.Cmd.ERROR, bytes([hl.LinkError.BAD_LENGTH, hl.Cmd.RUN]))]
-    assert line.exchange(hl.encode_request(hl.Cmd.LOAD, struct.pack("<II", 5, 0)), QUIET) == \
-        [(hl.Cmd.ERROR, bytes([hl.LinkError.BAD_OFFSET, hl.Cmd.LOAD]))]
-    assert line.exchange(hl.encode_request(hl.Cmd.RUN, b"\x01" * 3), QUIET) == \
-        [(hl.Cmd.ERROR, bytes([hl.LinkError.BAD_LENGTH, hl.Cmd.RUN]))]
+    assert line.exchange(encode_request(0x42), QUIET) == \
+        [(Cmd.ERROR, bytes([LinkError.UNKNOWN_CMD, 0x42]))]
+    assert line.exchange(encode_request(Cmd.STATUS, b"x"), QUIET) == \
+        [(Cmd.ERROR, bytes([LinkError.BAD_LENGTH, Cmd.STATUS]))]
+    assert line.exchange(bytes([SYNC_REQ, Cmd.RUN, 0xFF, 0xFF, 1, 2, 3]), QUIET) == \
+        [(Cmd.ERROR, bytes([LinkError.BAD_LENGTH, Cmd.RUN]))]
+    assert line.exchange(encode_request(Cmd.LOAD, struct.pack("<II", 5, 0)), QUIET) == \
+        [(Cmd.ERROR, bytes([LinkError.BAD_OFFSET, Cmd.LOAD]))]
+    assert line.exchange(encode_request(Cmd.RUN, b"\x01" * 3), QUIET) == \
+        [(Cmd.ERROR, bytes([LinkError.BAD_LENGTH, Cmd.RUN]))]
     # A frame cut off mid-way: the board times out and answers TIMEOUT.
-    cut = hl.encode_request(hl.Cmd.RUN, X[2].astype("u1").tobytes())[:7]
-    assert line.exchange(cut, QUIET) == [(hl.Cmd.ERROR, bytes([hl.LinkError.TIMEOUT, hl.Cmd.RUN]))]
+    cut = encode_request(Cmd.RUN, X[2].astype("u1").tobytes())[:7]
+    assert line.exchange(cut, QUIET) == [(Cmd.ERROR, bytes([LinkError.TIMEOUT, Cmd.RUN]))]
 
     st = client.status()
     assert st.loaded and st.tile_error == ti.TileError.NONE and st.bad_frames == 7
@@ -85,9 +80,9 @@ def test_load_run_corrupt_reset(board):
     line.pulse_reset()
     st = client.status()
     assert not st.loaded and st.bad_frames == 0 and st.results == 0
-    assert line.exchange(hl.encode_request(hl.Cmd.RUN, X[3].astype("u1").tobytes()), QUIET) == \
-        [(hl.Cmd.ERROR, bytes([hl.LinkError.NO_PROGRAM, hl.Cmd.RUN]))]
-    with pytest.raises(hl.HostLinkError, match="NO_PROGRAM"):
+    assert line.exchange(encode_request(Cmd.RUN, X[3].astype("u1").tobytes()), QUIET) == \
+        [(Cmd.ERROR, bytes([LinkError.NO_PROGRAM, Cmd.RUN]))]
+    with pytest.raises(hostclient.HostLinkError, match="NO_PROGRAM"):
         client.run(X[3:4], cfg)
     client.load(prog)
     assert np.array_equal(client.run(X[3:], cfg), Y_ref[3:]), seed_msg
@@ -128,8 +123,8 @@ def test_no_board_answers():
     core = BoardCore(cfg, divisor=DIVISOR)
     line = SimTransport(core, DIVISOR)
     line.write = lambda data: None          # the board never hears anything
-    with pytest.raises(hl.NoBoardError, match="no answer from the board"):
-        hl.Client(line, timeout=0.01).status()
+    with pytest.raises(hostclient.NoBoardError, match="no answer from the board"):
+        hostclient.Client(line, timeout=0.01).status()
 
 
 @pytest.mark.parametrize("board_name", ["icebreaker"])
@@ -141,7 +136,7 @@ def test_board_preset_end_to_end(board_name):
     prog = fitting_program(cfg, rng, cfg.tile_inputs, cfg.tile_outputs, "segment")
     X = rng.integers(0, cfg.max_input + 1, size=(2, prog.shape[0]))
     core = BoardCore(cfg, divisor=DIVISOR, led_stretch=4)
-    client = hl.Client(SimTransport(core, DIVISOR), timeout=0.05)
+    client = hostclient.Client(SimTransport(core, DIVISOR), timeout=0.05)
     client.load(prog)
     assert np.array_equal(client.run(X, cfg), vmm.run(prog, X)[0]), "[seed 11]"
 

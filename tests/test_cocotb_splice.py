@@ -1,5 +1,5 @@
 """cocotb bench of the bit-splice adders on the emitted Verilog, against
-``sim.models.splice_accumulate``."""
+``golden.splice.splice_accumulate``."""
 
 import pytest
 

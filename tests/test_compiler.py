@@ -9,8 +9,9 @@ from golden.program import Program
 from golden.slicing import LayerError
 from golden.quantize import PatternError
 from golden.vmm import run
+from sim.stimulus import input_vectors, random_q
 
-from .strategies import configs, dense, inputs, layers, random_q
+from .strategies import configs, dense, layers
 
 
 @settings(max_examples=260, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -23,7 +24,7 @@ def test_sliced_vmm_is_exact(data):
     reorder, balance = data.draw(st.booleans()), data.draw(st.booleans())
     prog = compile_blocks(blocks, shape, cfg, squeeze=squeeze, reorder=reorder, balance=balance)
     rng = np.random.default_rng(data.draw(st.integers(0, 2**32 - 1)))
-    X = inputs(rng, cfg, 4, shape[0])
+    X = input_vectors(rng, cfg, 4, shape[0])
     Y, clipped = run(prog, X)
     assert clipped == 0
     np.testing.assert_array_equal(Y, X @ dense(blocks, shape))
@@ -42,7 +43,7 @@ def test_clipping_is_counted(data):
     prog = compile_blocks(blocks, shape, cfg, squeeze=data.draw(st.sampled_from(["row",
                                                                                 "segment"])))
     rng = np.random.default_rng(data.draw(st.integers(0, 2**32 - 1)))
-    X = inputs(rng, cfg, 3, shape[0])
+    X = input_vectors(rng, cfg, 3, shape[0])
     Y, clipped = run(prog, X)
     if clipped == 0:
         np.testing.assert_array_equal(Y, X @ dense(blocks, shape))

@@ -5,9 +5,9 @@ import pytest
 
 pytest.importorskip("sklearn")
 
-from golden import digits  # noqa: E402
 from golden.config import preset  # noqa: E402
 from golden.quantize import check_pattern  # noqa: E402
+from sme.workloads import digits  # noqa: E402
 
 
 def test_gradients_match_finite_differences():

@@ -8,8 +8,7 @@ from golden.compiler import compile_matrix
 from golden.config import preset
 from golden.faults import FaultError, FaultRates, inject, inject_partition
 from golden.vmm import effective_weights, run
-
-from .strategies import inputs, random_q
+from sim.stimulus import input_vectors as inputs, random_q
 
 
 @pytest.fixture

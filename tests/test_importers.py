@@ -6,9 +6,10 @@ import pytest
 onnx = pytest.importorskip("onnx")
 from onnx import TensorProto, helper, numpy_helper  # noqa: E402
 
-from golden.importers import (ImportError_, describe_source, load, load_neurosim_csv,  # noqa: E402
-                              load_npz, load_onnx, load_state_dict, save_npz)
-from golden.networks import Layer, Network, layer_blocks, resnet50  # noqa: E402
+from sme.workloads.importers import (ImportError_, describe_source, load,  # noqa: E402
+                                     load_neurosim_csv, load_npz, load_onnx, load_state_dict,
+                                     save_npz)
+from sme.workloads.networks import Layer, Network, layer_blocks, resnet50  # noqa: E402
 
 
 def _init(name, a):

@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from golden.digits import _im2col, init_params
+from sme.workloads.digits import _im2col, init_params
 from sme.infer import graph as G
 from sme.infer.calibration import layer_grams
 
@@ -14,7 +14,7 @@ def test_grams_equal_direct_products_and_predict_output_error():
     grams = layer_grams(g, x, batch=2)                 # two batches + a remainder
     assert {k: v.shape for k, v in grams.items()} == {
         "conv1": (1, 9, 9), "conv2": (1, 36, 36), "fc": (1, 24, 24)}
-    cols = _im2col(x)                                  # golden.digits' own im2col
+    cols = _im2col(x)                                  # sme.workloads.digits' own im2col
     # the engine runs in float32: inputs are rounded to float32 before the products
     np.testing.assert_allclose(grams["conv1"][0], cols.T @ cols / len(cols), rtol=1e-6)
     # the quantity layer-wise reconstruction minimises: ||X dW||^2 / M = tr(dW^T G dW)

@@ -8,7 +8,7 @@ import numpy as np
 import onnx
 import pytest
 
-from golden.digits import forward, init_params, load_data
+from sme.workloads.digits import forward, init_params, load_data
 from sme.cli import main
 from sme.infer import graph as G
 from sme.infer.onnx_export import to_onnx

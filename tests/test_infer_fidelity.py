@@ -6,7 +6,7 @@ import math
 import numpy as np
 import pytest
 
-from golden.digits import init_params
+from sme.workloads.digits import init_params
 from sme.infer import fidelity as F
 from sme.infer import graph as G
 

@@ -1,11 +1,11 @@
 """sme.infer.graph: torchvision structures, the float executor and its matmul hook, checked
-against onnxruntime (an independent executor) and golden.digits."""
+against onnxruntime (an independent executor) and sme.workloads.digits."""
 
 import numpy as np
 import pytest
 
-from golden import networks as tables
-from golden.digits import forward as digits_forward, init_params
+from sme.workloads import networks as tables
+from sme.workloads.digits import forward as digits_forward, init_params
 from sme.infer import graph as G
 from sme.infer.onnx_export import run_onnxruntime, to_onnx
 from sme.workloads import images

@@ -2,8 +2,8 @@ import numpy as np
 import pytest
 
 from golden.config import preset
-from golden.networks import (Layer, isaac_dense_crossbars, layer_blocks, mobilenet_v2, network,
-                             resnet50)
+from sme.workloads.networks import (Layer, isaac_dense_crossbars, layer_blocks, mobilenet_v2,
+                                    network, resnet50)
 
 
 def test_resnet50_shape_cross_checks():
@@ -83,7 +83,7 @@ def test_isaac_conventions_for_grouped_layers():
 
 
 def test_with_input_size_fills_unknown_sizes_along_the_chain():
-    from golden.networks import Layer, Network
+    from sme.workloads.networks import Layer, Network
     net = Network("bare", (Layer("c1", 3, 8, 3, 3, 2, out_h=0, out_w=0),
                            Layer("c2", 8, 8, 3, 3, 1, out_h=0, out_w=0),
                            Layer("c3", 8, 16, 1, 1, 2, out_h=5, out_w=5),

@@ -11,8 +11,9 @@ from golden.config import preset
 from golden.program import ProgramError
 from golden.tile_image import TileImageError, fits_tile
 from golden.vmm import effective_weights
+from sim.stimulus import input_vectors as inputs, random_q
 
-from .strategies import configs, dense, inputs, layers, random_q
+from .strategies import configs, dense, layers
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -15,7 +15,8 @@ from golden import ppa
 from golden.baselines import baseline_stats
 from golden.compiler import compile_blocks
 from golden.config import preset
-from tests.strategies import configs, layers, random_q
+from sim.stimulus import random_q
+from tests.strategies import configs, layers
 
 
 def _clog2(n: int) -> int:

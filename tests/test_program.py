@@ -10,7 +10,7 @@ from golden.config import preset
 from golden.program import (FORMAT_VERSION, MAGIC, ProgramError, dumps, load, loads, save)
 from golden.vmm import run
 
-from .strategies import random_q
+from sim.stimulus import random_q
 
 
 @pytest.fixture

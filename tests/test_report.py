@@ -4,12 +4,12 @@ import json
 import numpy as np
 import pytest
 
-from golden import report
 from golden.compiler import compile_matrix
 from golden.config import preset
-from golden.networks import Layer, Network, isaac_dense_crossbars, resnet50
 from golden.quantize import check_pattern
-from golden.synthetic import synthetic_source, synthetic_weights
+from sme import report
+from sme.workloads.networks import Layer, Network, isaac_dense_crossbars, resnet50
+from sme.workloads.synthetic import synthetic_source, synthetic_weights
 
 SMALL = Network("small", (Layer("c1", 3, 16, 3, 3, 1, 1, 8, 8), Layer("dw", 16, 16, 3, 3, 1, 16,
                                                                       8, 8),
@@ -188,7 +188,7 @@ def test_command_adc_override_counts_clipping(tmp_path, capsys):
 def test_register_adds_report_and_digits_once():
     import argparse
 
-    from golden import digits
+    from sme.workloads import digits
     ap = argparse.ArgumentParser()
     sub = ap.add_subparsers(dest="command")
     digits.register(sub)

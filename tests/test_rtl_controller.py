@@ -5,8 +5,9 @@ import pytest
 
 from golden import compiler, tile_image as ti, vmm
 from golden.config import preset
-from tests.rtl_support import (TileHarness, fitting_layer, put, run_sim, tile_error, tile_load,
-                               tile_vector, vec_elems)
+from sim.stimulus import fitting_layer
+from tests.rtl_support import (TileHarness, put, run_sim, tile_error, tile_load, tile_vector,
+                               vec_elems)
 
 CFG = preset("tiny")
 
@@ -16,7 +17,7 @@ def _program(cfg=CFG, seed=0):
     rng = np.random.default_rng(seed)
     p = None
     while p is None or p.n_steps < 2:
-        q = fitting_layer(cfg, rng, cfg)
+        q = fitting_layer(cfg, rng)
         p = compiler.compile_matrix(q, cfg, squeeze="segment")
     X = rng.integers(0, cfg.max_input + 1, size=(2, q.shape[0]))
     return p, X, vmm.run(p, X)[0].tolist()

@@ -7,7 +7,7 @@ from amaranth.lib import data
 from golden import tile_image as ti
 from golden.config import preset
 from rtl.layouts import Layouts, TileError
-from tests.rtl_support import random_program
+from sim.stimulus import random_program
 
 PRESETS = ["tiny", "tiny_mlc", "fpga_small", "default"]
 

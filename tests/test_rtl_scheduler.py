@@ -6,8 +6,9 @@ import pytest
 from golden import tile_image as ti
 from golden.config import preset
 from rtl.scheduler import Scheduler
-from tests.rtl_support import (get, issue_trace, item_value, random_program, run_sim, seeded,
-                               write_mem)
+from golden.scheduler import issue_trace
+from sim.stimulus import random_program
+from tests.rtl_support import get, item_value, run_sim, seeded, write_mem
 
 
 def _setup(cfg, seed, **kw):

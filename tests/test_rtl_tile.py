@@ -7,8 +7,9 @@ import pytest
 
 from golden import compiler, tile_image as ti, vmm
 from golden.config import preset
-from tests.rtl_support import (TileHarness, fitting_layer, random_program, run_sim, seeded,
-                               tile_error, tile_load, tile_vector)
+from sim.stimulus import fitting_layer, random_program
+from tests.rtl_support import (TileHarness, run_sim, seeded, tile_error, tile_load,
+                               tile_vector)
 
 PRESETS = ["tiny", "tiny_mlc", "fpga_small"]
 
@@ -53,7 +54,7 @@ def test_tile_matches_golden(name, squeeze, pattern):
     seed = zlib.crc32(f"{name} {squeeze} {pattern}".encode()) % 10000
     rng = np.random.default_rng(seed)
     pcfg = cfg.replace(pattern=pattern)
-    q = fitting_layer(cfg, rng, pcfg)
+    q = fitting_layer(cfg, rng, pattern_cfg=pcfg)
     p = compiler.compile_matrix(q, pcfg, squeeze=squeeze)
     X = rng.integers(0, cfg.max_input + 1, size=(3, q.shape[0]))
     X[0] = cfg.max_input
@@ -68,7 +69,7 @@ def test_tile_all_zero_and_single_row_layers(name, squeeze):
     zero = np.zeros((5, 3), dtype=np.int64)
     p = compiler.compile_matrix(zero, cfg, squeeze=squeeze)
     run_program(cfg, p, rng.integers(0, cfg.max_input + 1, size=(2, 5)), 5)
-    q = fitting_layer(cfg, rng, cfg, k_max=1)
+    q = fitting_layer(cfg, rng, k_max=1)
     assert q.shape[0] == 1
     p = compiler.compile_matrix(q, cfg, squeeze=squeeze)
     run_program(cfg, p, rng.integers(0, cfg.max_input + 1, size=(2, 1)), 5)
@@ -106,7 +107,7 @@ def test_tile_counts_clipped_samples(name, adc_bits):
 def test_tile_default_preset_one_vector():
     cfg = preset("default")
     rng = np.random.default_rng(3)
-    q = fitting_layer(cfg, rng, cfg, k_max=24, n_max=16)
+    q = fitting_layer(cfg, rng, k_max=24, n_max=16)
     p = compiler.compile_matrix(q, cfg, squeeze="segment")
     run_program(cfg, p, rng.integers(0, cfg.max_input + 1, size=(1, q.shape[0])), 3, 0.1)
 

@@ -1,36 +1,26 @@
-"""The cocotb benches' own support code, without a simulator: the splice model against the golden
-VMM, payload packing through the RTL layouts, and the stall patterns."""
+"""The block models and the benches' support code, without a simulator: scheduler, crossbar and
+splice models chained together against the golden VMM, payload packing through the RTL layouts,
+and the stall patterns."""
 
 import numpy as np
 import pytest
 
 from golden.compiler import compile_matrix
 from golden.config import preset
+from golden.scheduler import issue_trace
+from golden.splice import splice_accumulate
 from golden.vmm import run
+from golden.xbar import trace_samples
 from rtl.layouts import Layouts
-from sim.models import random_valid_program, splice_accumulate, tile_expected
+from sim.models import tile_expected
+from sim.stimulus import input_vectors, random_program, random_q
 from sim.streams import Pattern, pack, unpack
-from tests.strategies import inputs, random_q
 
 
 def _emulated_steps(p, x):
-    """What the crossbar emulator hands the splice for program ``p`` and input ``x``:
-    per input bit and step, per activation (active, outgroup, plane, sign, shift, samples,
-    clips), computed here from the program's cells (numpy, no RTL)."""
-    cfg, a = p.cfg, p.acts
-    steps = []
-    for t in range(cfg.input_bits):
-        for s in range(p.n_steps):
-            lanes = []
-            for i in np.flatnonzero(a["step"] == s):
-                bits = np.array([int(r >= 0 and (int(x[r]) >> t) & 1) for r in p.inputs[i]])
-                cells = p.cells[a["xbar"][i], a["window"][i], a["colgroup"][i]].astype(int)
-                sums = bits @ cells
-                lanes.append((1, int(a["outgroup"][i]), int(a["plane"][i]), int(a["sign"][i]),
-                              int(a["shift"][i]), [int(min(v, cfg.adc_max)) for v in sums],
-                              [int(v > cfg.adc_max) for v in sums]))
-            steps.append((t, lanes))
-    return steps
+    """What the crossbar emulator hands the splice for program ``p`` and input ``x``: the golden
+    scheduler's issue trace through the golden crossbar model."""
+    return trace_samples(p, issue_trace(p, x))
 
 
 @pytest.mark.parametrize("name,adc_bits", [("tiny", None), ("tiny", 1), ("tiny_mlc", None),
@@ -41,7 +31,7 @@ def test_splice_model_reproduces_golden_vmm(name, adc_bits, squeeze):
     rng = np.random.default_rng(3)
     q = random_q(rng, (min(cfg.tile_inputs, 12), min(cfg.tile_outputs, 8)), cfg, 0.5)
     p = compile_matrix(q, cfg, squeeze=squeeze)
-    for x in inputs(rng, cfg, 3, q.shape[0]):
+    for x in input_vectors(rng, cfg, 3, q.shape[0]):
         acc, clips = splice_accumulate(cfg, _emulated_steps(p, x))
         y, want_clips = run(p, x[None, :])
         assert acc[:q.shape[1]] == y[0].tolist() and clips == want_clips
@@ -54,7 +44,7 @@ def test_splice_model_on_hand_made_programs():
     cfg = preset("tiny")
     rng = np.random.default_rng(5)
     for _ in range(5):
-        p = random_valid_program(cfg, rng)
+        p = random_program(cfg, rng)
         x = rng.integers(0, cfg.max_input + 1, p.shape[0])
         acc, _ = splice_accumulate(cfg, _emulated_steps(p, x))
         assert acc[:p.shape[1]] == run(p, x[None, :])[0][0].tolist()

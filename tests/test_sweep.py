@@ -1,6 +1,6 @@
 """``sme sweep`` on a real Dask LocalCluster with two worker processes (no mocks).
 
-The reference ("serial path") is ``sme report``'s :func:`golden.report.build_report`, run point
+The reference ("serial path") is ``sme report``'s :func:`sme.report.build_report`, run point
 by point in this process; the sweep must give the same per-layer rows and totals for every
 point, with a worker killed mid-sweep too, and a resumed sweep must compile nothing twice
 (counted on the workers).
@@ -14,9 +14,9 @@ import time
 import numpy as np
 import pytest
 
-from golden import report
-from golden.importers import save_npz
-from golden.networks import Layer, Network
+from sme import report
+from sme.workloads.importers import save_npz
+from sme.workloads.networks import Layer, Network
 from sme import cli, sweep
 
 distributed = pytest.importorskip("dask.distributed")

@@ -3,9 +3,9 @@ import math
 import numpy as np
 import pytest
 
-from golden.importers import describe_source
-from golden.networks import Layer, Network
-from golden.synthetic import synthetic_layer, synthetic_source, synthetic_weights
+from sme.workloads.importers import describe_source
+from sme.workloads.networks import Layer, Network
+from sme.workloads.synthetic import synthetic_layer, synthetic_source, synthetic_weights
 
 NET = Network("t", (Layer("a", 64, 128, 3, 3), Layer("dw", 32, 32, 3, 3, groups=32),
                     Layer("fc", 512, 100, kind="fc")))

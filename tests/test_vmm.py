@@ -5,7 +5,7 @@ from golden.compiler import compile_matrix
 from golden.config import preset
 from golden.vmm import InputError, predicted_cycles, run
 
-from .strategies import random_q
+from sim.stimulus import random_q
 
 
 @pytest.fixture

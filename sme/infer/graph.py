@@ -10,7 +10,7 @@ rebuilds Conv + BatchNormalization from them, an independent check of the foldin
 
 Builders (:data:`NETWORKS`) follow torchvision exactly, with its state-dict key names:
 ``mobilenet_v2`` (width 1.0, eps 1e-5, ReLU6, dropout ignored) and ``resnet50`` (v1.5: stride in
-the 3 x 3 conv), plus ``digits``, the project's numpy CNN (:mod:`golden.digits` parameters
+the 3 x 3 conv), plus ``digits``, the project's numpy CNN (:mod:`sme.workloads.digits` parameters
 ``w1, b1, w2, b2, w3, b3``).  A state dict that does not match raises :class:`GraphError` naming
 the missing keys, the unexpected keys and the wrong shapes (``num_batches_tracked`` is ignored).
 
@@ -21,7 +21,7 @@ The backend interface (shared with :mod:`sme.infer.hardware`; change it only tog
   .reshape(N_g, -1).T``; a linear layer has ``groups = 1``, ``K = in``, ``N = out``.  ``bias``
   float ``(groups*N_g,)`` or ``None``; ``kind`` is ``"conv"`` or ``"linear"``.  ``name`` is the
   torchvision layer name (the state-dict key without ``.weight``, as in
-  :mod:`golden.networks` tables).
+  :mod:`sme.workloads.networks` tables).
 - ``backend.prepare(ops)``: called once with every op of the graph, in network order.
 - ``backend.calibrate(op, cols)``: then called once per op, in network order, with the float
   im2col rows of the calibration images (the network run in float).
@@ -431,7 +431,7 @@ def resnet50(sd: dict[str, np.ndarray], num_classes: int = 1000, size: int = 224
 
 
 def digits(sd: dict[str, np.ndarray]) -> Graph:
-    """The project's digits CNN (:mod:`golden.digits`): conv 3x3 1->c1 (pad 1) - ReLU - 2x2
+    """The project's digits CNN (:mod:`sme.workloads.digits`): conv 3x3 1->c1 (pad 1) - ReLU - 2x2
     average pool - conv 3x3 c1->c2 - ReLU - 2x2 average pool - fc (4*c2 -> 10); parameters
     ``w1, b1, w2, b2, w3, b3``; input (1, 8, 8).  Ops are named ``conv1``, ``conv2``, ``fc``."""
     raw = sd.sd if isinstance(sd, _Params) else sd

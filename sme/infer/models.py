@@ -8,7 +8,7 @@ weights honestly (``describe`` is the line a report prints):
 - ``resnet50``: no pretrained ResNet-50 is available offline, so ``--weights FILE`` is required;
   ``--weights random`` gives seeded SYNTHETIC weights (structure checks only);
 - ``digits`` without ``--weights``: the project's numpy CNN trained here on scikit-learn digits
-  (:mod:`golden.digits`, its full schedule, seed 0), cached in the weights cache;
+  (:mod:`sme.workloads.digits`, its full schedule, seed 0), cached in the weights cache;
 - a ``.onnx`` file: the model's own weights (:mod:`sme.infer.onnx_import`).
 
 ``--weights FILE`` reads PyTorch ``.pth``/``.pt``/``.bin`` (zip or legacy), ``.safetensors`` or
@@ -58,9 +58,9 @@ def load_weights(path: str | Path) -> tuple[dict[str, np.ndarray], dict]:
 
 
 def trained_digits(seed: int = 0) -> tuple[dict[str, np.ndarray], dict]:
-    """The digits CNN trained here (golden.digits full schedule), cached by seed."""
-    from golden.digits import FULL, init_params, load_data, train
-    from golden.program import atomic_write_bytes
+    """The digits CNN trained here (sme.workloads.digits full schedule), cached by seed."""
+    from sme.workloads.digits import FULL, init_params, load_data, train
+    from golden.fileio import atomic_write_bytes
     from sme.workloads.pretrained import cache_dir
 
     c1, c2, epochs = FULL["c1"], FULL["c2"], FULL["epochs"]
@@ -138,7 +138,7 @@ def load_images(graph: G.Graph, images: str = "bundled", limit: int | None = Non
         if images != "bundled":
             raise I.ImageError("--images applies to ImageNet-style networks; digits uses the "
                                "held-out scikit-learn digits test split")
-        from golden.digits import load_data
+        from sme.workloads.digits import load_data
         xtr, xte, _ytr, yte = load_data(seed)
         n = len(xte) if limit is None else min(limit, len(xte))
         desc = (f"scikit-learn digits held-out test split: {n} of {len(xte)} images "

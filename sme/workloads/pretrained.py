@@ -27,7 +27,7 @@ import tempfile
 import zipfile
 from pathlib import Path
 
-from golden.program import atomic_write_bytes
+from golden.fileio import atomic_write_bytes
 
 __all__ = ["WeightsError", "Weights", "WEIGHTS", "cache_dir", "fetch", "sha256_file"]
 

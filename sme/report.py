@@ -1,7 +1,7 @@
 """``sme report``: a whole network compiled layer by layer, against the baselines and the floors.
 
 For every weight layer the float weights are quantized onto the config's bit pattern, split into
-the blocks of the layer matrix (:func:`golden.networks.layer_blocks`, block-diagonal for
+the blocks of the layer matrix (:func:`sme.workloads.networks.layer_blocks`, block-diagonal for
 grouped/depthwise layers) and
 
 * compiled twice with :func:`golden.compiler.compile_blocks` (``squeeze="row"``, the paper's row
@@ -62,12 +62,15 @@ from pathlib import Path
 
 import numpy as np
 
-from .config import ConfigError, SMEConfig, preset
-from .importers import ImportError_, describe_source, load as load_model
-from .networks import NETWORKS, Layer, Network, layer_blocks, network as builtin_network
-from .program import Program, atomic_write_bytes
-from .quantize import choose_scale, project_levels
-from .synthetic import DISTRIBUTIONS, synthetic_layer, synthetic_source
+from golden.config import ConfigError, SMEConfig, preset
+from golden.fileio import atomic_write_bytes
+from golden.program import Program
+from golden.quantize import choose_scale, project_levels
+
+from .workloads.importers import ImportError_, describe_source, load as load_model
+from .workloads.networks import NETWORKS, Layer, Network, layer_blocks
+from .workloads.networks import network as builtin_network
+from .workloads.synthetic import DISTRIBUTIONS, synthetic_layer, synthetic_source
 
 __all__ = ["SCHEMES", "PAPER", "quantize_layer", "worst_case_clipped", "layer_row",
            "layer_weights", "layer_result", "replicate", "summarize", "build_report",
@@ -132,8 +135,8 @@ def layer_row(layer: Layer, q: np.ndarray, cfg: SMEConfig, modes=("row", "segmen
     """Compile one quantized layer in each squeeze mode of ``modes`` (both by default), cost the
     baselines; one report row.  A mode left out has no ``*_<mode>`` columns; the floor comes
     from the first mode's program (it depends only on the weights and the config)."""
-    from .baselines import baseline_stats
-    from .compiler import SQUEEZE_MODES, compile_blocks
+    from golden.baselines import baseline_stats
+    from golden.compiler import SQUEEZE_MODES, compile_blocks
 
     modes = tuple(modes)
     if not modes or any(m not in SQUEEZE_MODES for m in modes) or len(set(modes)) != len(modes):
@@ -515,10 +518,10 @@ def _cmd(args) -> int:
 
 
 def register(subparsers) -> None:
-    """Add ``report`` (and ``digits``, see :mod:`golden.digits`) to an argparse subparsers
+    """Add ``report`` (and ``digits``, see :mod:`sme.workloads.digits`) to an argparse subparsers
     object: ``sme report`` and ``sme digits``."""
-    from . import digits
-    if "digits" not in subparsers.choices:      # the CLI may also register golden.digits itself
+    from .workloads import digits
+    if "digits" not in subparsers.choices:      # the CLI may have registered it already
         digits.register(subparsers)
     p = subparsers.add_parser(
         "report", help="compile a whole network; crossbars, work and latency vs the baselines")
@@ -544,7 +547,7 @@ def register(subparsers) -> None:
 
 def main(argv=None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    ap = argparse.ArgumentParser(prog="python -m golden.report")
+    ap = argparse.ArgumentParser(prog="python -m sme.report")
     sub = ap.add_subparsers(dest="cmd", required=True)
     register(sub)
     args = ap.parse_args(["report"] + argv)

@@ -37,7 +37,7 @@ import math
 
 import numpy as np
 
-from .config import SMEConfig
+from golden.config import SMEConfig
 
 __all__ = ["Layer", "Network", "NETWORKS", "network", "resnet50", "mobilenet_v2",
            "layer_blocks", "isaac_dense_crossbars", "conv_out"]

@@ -1,7 +1,7 @@
 """Network front-ends: ONNX, ``.npz``, PyTorch state dicts (only if torch is installed) and
 NeuroSim-style network CSV files.
 
-Every loader returns an :class:`Imported`: a :class:`~golden.networks.Network` (shapes), the
+Every loader returns an :class:`Imported`: a :class:`~sme.workloads.networks.Network` (shapes), the
 float weights by layer name in PyTorch layout (``None`` for shape-only sources) and a
 ``source`` dict that says where the weights came from (file name and sha256), which the report
 prints in its header.
@@ -46,7 +46,7 @@ from pathlib import Path
 import numpy as np
 
 from .networks import Layer, Network, conv_out, network as builtin_network
-from .program import atomic_write_bytes
+from golden.fileio import atomic_write_bytes
 
 __all__ = ["ImportError_", "Imported", "load", "load_onnx", "load_npz", "save_npz",
            "load_state_dict", "load_neurosim_csv", "file_source", "describe_source"]

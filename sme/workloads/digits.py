@@ -37,9 +37,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .config import SMEConfig, preset
-from .program import atomic_write_bytes
-from .quantize import ADMMState, check_pattern, quantize
+from golden.config import SMEConfig, preset
+from golden.fileio import atomic_write_bytes
+from golden.quantize import ADMMState, check_pattern, quantize
 
 __all__ = ["load_data", "init_params", "forward", "loss_and_grads", "accuracy", "train",
            "bit_density", "run", "format_table", "register", "main", "FAST", "FULL"]
@@ -271,7 +271,7 @@ def format_table(res: dict) -> str:
 
 
 def _cmd(args) -> int:
-    from .config import ConfigError
+    from golden.config import ConfigError
     try:
         cfg = preset(args.preset)
         if args.weight_bits is not None:
@@ -311,7 +311,7 @@ def register(subparsers) -> None:
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m golden.digits")
+    ap = argparse.ArgumentParser(prog="python -m sme.workloads.digits")
     sub = ap.add_subparsers(dest="cmd", required=True)
     register(sub)
     args = ap.parse_args(["digits"] + list(sys.argv[1:] if argv is None else argv))

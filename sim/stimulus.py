@@ -1,0 +1,128 @@
+"""Stimulus for the RTL tests and benches: random layers, programs and input vectors.
+
+The one place that draws them (numpy + the golden model only, so that benches, the ``sme sim``
+harness, the benchmarks and the tests all use the same generators):
+
+* :func:`random_q`: a trained-like integer layer on a config's bit pattern;
+* :func:`fitting_layer`: a random layer whose compiled program fits one tile;
+* :func:`random_program`: a hand-made valid program (random cells and descriptors), for block
+  tests that need schedules the compiler would not produce;
+* :func:`input_vectors`: input vectors with the extremes (all zero, all maximum) included.
+
+Everything is drawn from a caller's ``numpy.random.Generator``, so one seed replays a case.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from golden import tile_image as ti
+from golden.compiler import compile_matrix
+from golden.config import SMEConfig
+from golden.program import ACT_FIELDS, Program, validate
+from golden.quantize import project_levels
+
+__all__ = ["random_q", "fitting_layer", "random_program", "input_vectors"]
+
+
+def random_q(rng: np.random.Generator, shape, cfg: SMEConfig, density: float,
+             col0: int = 0) -> np.ndarray:
+    """Trained-like integers on ``cfg``'s pattern: Laplace magnitudes (a random spread),
+    projected onto the allowed levels; a fraction ``1 - density`` of them set to zero (zeroing
+    keeps every pattern).  ``col0``: the first output column of this block in its layer (the
+    ``fragment`` pattern's packing units depend on it)."""
+    w = rng.laplace(0, cfg.max_magnitude / rng.uniform(2, 20), size=shape)
+    q = project_levels(np.clip(w, -cfg.max_magnitude, cfg.max_magnitude), cfg, col0=col0)
+    return np.where(rng.random(shape) < density, q, 0)
+
+
+def fitting_layer(cfg: SMEConfig, rng: np.random.Generator, *, pattern_cfg: SMEConfig | None = None,
+                  squeezes=("row", "segment"), k_max: int | None = None,
+                  n_max: int | None = None, largest: bool = False) -> np.ndarray:
+    """A random K x N layer (:func:`random_q` on ``pattern_cfg``'s pattern, default ``cfg``) whose
+    program, compiled for ``pattern_cfg`` with every squeeze in ``squeezes``, fits one tile of
+    ``cfg``; it has at least one non-zero weight.  K <= ``k_max`` and N <= ``n_max`` (default:
+    the tile's inputs and outputs).
+
+    ``largest``: try the full ``k_max x n_max`` first, then smaller shapes, and keep the first
+    that fits (a tile filled as far as random layers fill it); otherwise K and N are drawn
+    uniformly up to bounds that shrink while draws do not fit.  Raises ``RuntimeError`` if not
+    even a 1 x 1 layer fits."""
+    pattern_cfg = pattern_cfg or cfg
+    k_max = k_max or cfg.tile_inputs
+    n_max = n_max or cfg.tile_outputs
+    for i in range(40):
+        shrink = 1 + i // 4                     # 4 draws per size bound, then smaller
+        kb, nb = max(1, k_max // shrink), max(1, n_max // shrink)
+        if largest:
+            k, n = kb, nb
+        else:
+            k, n = int(rng.integers(1, kb + 1)), int(rng.integers(1, nb + 1))
+        q = random_q(rng, (k, n), pattern_cfg, rng.uniform(0.3, 0.8))
+        if not q.any():                         # one weight at full scale, on the pattern
+            w = q.astype(np.float64)
+            w[rng.integers(k), rng.integers(n)] = pattern_cfg.max_magnitude
+            q = project_levels(w, pattern_cfg)
+        try:
+            for sq in squeezes:
+                ti.fits_tile(compile_matrix(q, pattern_cfg, squeeze=sq), cfg)
+        except ti.TileImageError:
+            continue
+        return q
+    raise RuntimeError(f"no random layer fits one {cfg.name} tile with squeeze "
+                       f"{', '.join(squeezes)}")
+
+
+def random_program(cfg: SMEConfig, rng: np.random.Generator, *, n_xbars: int | None = None,
+                   n_steps: int | None = None, k: int | None = None, n: int | None = None,
+                   density: float = 0.7, empty_steps: bool = False) -> Program:
+    """A valid program with random cells and descriptors, drawn in one go (never rejected).
+
+    ``n_steps`` steps over ``n_xbars`` crossbars; each (step, crossbar) slot holds an activation
+    with probability ``density``, the last step always one.  Without ``empty_steps`` every step
+    gets at least one activation; with it a step may stay empty (it still takes its issue
+    cycle), as long as the program stays valid: ``golden.program.validate`` wants every step
+    index below the activation count, so slots are added until there are ``n_steps`` of them."""
+    n_xbars = n_xbars or int(rng.integers(1, cfg.tile_xbars + 1))
+    n_steps = n_steps if n_steps is not None else int(rng.integers(1, 6))
+    k = k or int(rng.integers(1, cfg.tile_inputs + 1))
+    n = n or int(rng.integers(1, cfg.tile_outputs + 1))
+    cells = rng.integers(0, cfg.cell_max + 1, size=(n_xbars, cfg.windows, cfg.colgroups,
+                                                    cfg.ou_rows, cfg.ou_cols), dtype=np.uint8)
+    taken = rng.random((n_steps, n_xbars)) < density
+    if n_steps:
+        for s in (range(n_steps) if not empty_steps else [n_steps - 1]):
+            if not taken[s].any():
+                taken[s, rng.integers(n_xbars)] = True
+        missing = n_steps - int(taken.sum())
+        if missing > 0:                             # only with empty_steps: pad free slots
+            free = np.flatnonzero(~taken.ravel())
+            taken.ravel()[rng.choice(free, size=missing, replace=False)] = True
+    steps, xbars = np.nonzero(taken)                # row-major: sorted by (step, xbar)
+    m = len(steps)
+    acts = {f: np.zeros(m, dtype=dt) for f, dt in ACT_FIELDS.items()}
+    acts["step"][:] = steps
+    acts["xbar"][:] = xbars
+    acts["window"][:] = rng.integers(0, cfg.windows, m)
+    acts["colgroup"][:] = rng.integers(0, cfg.colgroups, m)
+    acts["outgroup"][:] = rng.integers(0, -(-n // cfg.ou_cols), m)
+    acts["plane"][:] = rng.integers(0, cfg.planes, m)
+    acts["sign"][:] = rng.integers(0, 2, m)
+    acts["shift"][:] = rng.integers(0, cfg.max_shift + 1, m)
+    inputs = rng.integers(-1, k, size=(m, cfg.ou_rows)).astype(np.int32)
+    # No source weights: one zero block declares the K x N shape (validate wants the blocks to
+    # cover the layer); what the program computes is golden.vmm.effective_weights(p).
+    blocks = [(0, 0, np.zeros((k, n), dtype=np.int64))]
+    p = Program(cfg=cfg, shape=(k, n), cells=cells, acts=acts, inputs=inputs, blocks=blocks)
+    validate(p)
+    return p
+
+
+def input_vectors(rng: np.random.Generator, cfg: SMEConfig, m: int, k: int) -> np.ndarray:
+    """``m`` input vectors of ``k`` elements in ``[0, max_input]``; with ``m >= 2`` the first is
+    all zero and the second all maximum (the extremes), the rest random."""
+    x = rng.integers(0, cfg.max_input + 1, size=(m, k))
+    if m >= 2:
+        x[0] = 0
+        x[1] = cfg.max_input
+    return x
