@@ -136,12 +136,15 @@ class Tech:
         return float(self.components[name]["area_um2"])
 
     def adc(self, bits: int) -> tuple[float, float]:
-        """(energy pJ, area um^2) of one ADC of ``bits`` resolution; TechError if absent."""
+        """(energy pJ, area um^2) of one ADC of ``bits`` resolution.  A resolution the file
+        lacks is priced at the smallest listed one above it (a converter with more bits can
+        do the job: an upper bound); none above it raises :class:`TechError`."""
         table = self.components["adc"]["by_bits"]
-        if str(bits) not in table:
+        fits = sorted(int(b) for b in table if int(b) >= bits)
+        if not fits:
             raise TechError(f"{self.path}: components.adc.by_bits has no entry for {bits}-bit "
-                            f"ADCs (the config needs it); entries: {', '.join(table)}")
-        ent = table[str(bits)]
+                            f"ADCs or more (the config needs it); entries: {', '.join(table)}")
+        ent = table[str(fits[0])]
         return float(ent["energy_pj"]), float(ent["area_um2"])
 
     def describe(self) -> str:

@@ -46,7 +46,48 @@ def format_isaac_peak(tech: "ppa.Tech") -> str:
     return "\n".join(lines)
 
 
+def markdown_tables(rep: dict, labels: dict | None = None) -> str:
+    """Markdown tables of a report's ``ppa`` section (docs/RESULTS.md is made with this)."""
+    labels = labels or {}
+    net = rep["ppa"]
+    sch, sp = net["schemes"], net["speedup"]
+    out = ["| scheme | energy / image (uJ) | area (mm^2) | crossbars | index share of energy | "
+           "index share of area | latency, sequential (ms) | throughput, pipelined at "
+           "ISAAC's area (images/s) |", "|---|---:|---:|---:|---:|---:|---:|---:|"]
+    for s, v in sch.items():
+        pa = v["pipelined_area"]
+        tput = "over area" if pa["over_budget"] else f"{pa['throughput_ips']:,.1f}"
+        out.append(f"| {labels.get(s, s)} | {v['energy_uj']:,.1f} | {v['area_mm2']:,.1f} | "
+                   f"{v['crossbars']:,} | {100 * v['index_share']['energy']:.1f} % | "
+                   f"{100 * v['index_share']['area']:.1f} % | {v['latency_sequential_ms']:,.2f} "
+                   f"| {tput} |")
+    out += ["", "| speedup vs ISAAC-style dense | " + " | ".join(labels.get(s, s) for s in sch)
+            + " | paper |", "|---|" + "---:|" * (len(sch) + 1)]
+    for d in DEFINITIONS:
+        out.append(f"| {d} | " + " | ".join(_fmt(sp[d][s], ".2f", "x") for s in sch)
+                   + f" | {net['paper_speedup']}x |")
+    for key, unit in (("energy_by_component_uj", "energy per image, uJ"),
+                      ("area_by_component_mm2", "area, mm^2")):
+        comps = list(dict.fromkeys(c for v in sch.values() for c in v[key]))
+        out += ["", f"| {unit} | " + " | ".join(labels.get(s, s) for s in sch) + " |",
+                "|---|" + "---:|" * len(sch)]
+        for c in comps:
+            out.append(f"| {c} | " + " | ".join(f"{sch[s][key].get(c, 0.0):,.2f}" for s in sch)
+                       + " |")
+    return "\n".join(out)
+
+
 def _cmd(args) -> int:
+    if args.report_json is not None:
+        from pathlib import Path
+        try:
+            rep = json.loads(Path(args.report_json).read_text())
+            text = markdown_tables(rep, _labels())
+        except (OSError, ValueError, KeyError) as e:
+            raise ValueError(f"{args.report_json}: not a report.json with a ppa section "
+                             f"({type(e).__name__}: {e})") from None
+        print(text)
+        return 0
     tech = ppa.load_tech(args.tech)
     if args.isaac_peak:
         print(format_isaac_peak(tech))
@@ -77,6 +118,9 @@ def register(subparsers) -> None:
     p.add_argument("--program", default=None, help="a compiled program file to evaluate")
     p.add_argument("--pixels", type=int, default=1, help="input vectors per image")
     p.add_argument("--json", action="store_true")
+    p.add_argument("--report-json", default=None,
+                   help="print the energy/area/latency tables of an sme report's report.json "
+                        "as Markdown")
     p.add_argument("--isaac-peak", action="store_true",
                    help="rebuild ISAAC-CE from the file; peak CE and PE vs the published ones")
     p.set_defaults(func=_cmd)
@@ -166,6 +210,12 @@ def network_ppa(layers: list[dict], cfg, tech: "ppa.Tech", periphery: dict | Non
     return out
 
 
+def _labels() -> dict:
+    """The report's scheme labels (imported late: sme.report imports this module)."""
+    from .report import LABELS
+    return LABELS
+
+
 def _pipe(lat: dict) -> dict:
     period = lat["period_s"]
     return {"period_ms": None if period is None else period * 1e3,
@@ -234,7 +284,7 @@ def ppa_plot(net: dict, title: str, labels: dict | None = None) -> bytes:
     labels = labels or {}
     sch = net["schemes"]
     names = list(sch)
-    fig, axes = plt.subplots(1, 2, figsize=(12, 4.8))
+    fig, axes = plt.subplots(1, 2, figsize=(13, 5.2))
     for ax, key, unit in ((axes[0], "energy_by_component_uj", "energy per image (uJ)"),
                           (axes[1], "area_by_component_mm2", "area (mm^2)")):
         comps = list(dict.fromkeys(c for s in names for c in sch[s][key]))
@@ -248,7 +298,7 @@ def ppa_plot(net: dict, title: str, labels: dict | None = None) -> bytes:
         ax.set_xticklabels([labels.get(s, s) for s in names], rotation=20, ha="right",
                            fontsize=8)
         ax.set_ylabel(unit)
-        ax.legend(fontsize=7, ncol=2)
+        ax.legend(fontsize=7, ncol=4, loc="upper center", bbox_to_anchor=(0.5, -0.3))
     fig.suptitle(f"{title} - technology {net['tech']}")
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")

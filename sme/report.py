@@ -19,7 +19,7 @@ bounded time on big layers).  ``scale="layer"``: one MSE scale for the layer, ch
 
 **Columns** (per layer, and summed for the network): crossbars for SME row squeeze, SME segment
 squeeze, planes, ISAAC, SRE and the floor (ceil(non-zero cells / crossbar cells), compiler
-stats); index bits (row, segment, SRE); cycles per input vector (every scheme; the crossbars of a
+stats); index bits (row, segment, SRE); cycles per input vector (every design; the crossbars of a
 layer run in parallel, so it is the busiest crossbar's count); **work** = OU activations per image
 = activations per input vector x output pixels (H x W; 1 for fc), with the floor
 ``floor_activations`` (ceil(non-zero ou_cols-wide segments / ou_rows) per input bit); the
@@ -27,26 +27,32 @@ compiler's per-program placement floors ``floor_cycles``; and **clipped samples*
 per input vector that clip in the worst case (every input bit 1), counted from the programs'
 cells and schedules.  With the lossless ADC (``adc_bits`` null) it is 0 by construction.
 
-**Latency per image at the ISAAC budget** (:func:`replicate`).  Every scheme gets the crossbar
-budget of the ISAAC-style dense mapping of the whole network (both sign sets).  A layer l
-with x_l crossbars, c_l cycles per input vector and P_l input vectors per image takes
+**Energy, area and latency in physical units** (``rep["ppa"]``, :func:`sme.ppa.network_ppa`
+on the :mod:`golden.ppa` model, technology ``--tech``): per scheme, energy per image and area by
+component, the index's share of both, and latency under four named definitions (sequential;
+ISAAC-style pipeline with replicas at ISAAC's area or at its crossbar count; and the earlier
+report rule, kept as ``legacy_replication``), each as a speedup against ISAAC-style dense next to
+the paper's 3.1x.  Every conv layer needs its output size: bare weights without it are refused
+(:class:`ReportError`; ``--input-size`` fills sizes in along the chain).
+
+**The legacy replication rule** (:func:`replicate`, ``rep["latency"]``).  Every scheme gets the
+crossbar budget of the ISAAC-style dense mapping of the whole network (both sign sets).  A layer
+l with x_l crossbars, c_l cycles per input vector and P_l input vectors per image takes
 t_l = c_l * ceil(P_l / r_l) cycles with r_l replicas (replicas split the image's vectors).
 Start with r_l = 1 and spare = budget - sum x_l; repeatedly take the slowest layer (largest t_l,
 ties to the earlier layer); if another replica fits in the spare crossbars (x_l <= spare) and
 r_l < P_l, add it; if it does not fit, that layer is final and the next slowest is tried.  Stop
-when no layer can take a replica.  ISAAC itself and SRE (same crossbars) get no replicas.  The
-report gives **latency** = sum_l t_l (one image through the layers in sequence) and the
-pipeline **period** = max_l t_l (ISAAC-style layer pipelining, one image per period), and the
-**speedup** = ISAAC's latency / the scheme's.  The floor scheme uses the floor crossbars and
-c_l = input_bits * ceil(floor activations per input bit / floor crossbars) (perfect balance);
-that is the ``cycles_floor`` column too (a design, not a lower bound on cycles per vector: it
-runs on very few crossbars).  The lower bounds on cycles of each compiled program are the
-``floor_cycles_row`` / ``floor_cycles_segment`` columns, plotted in ``cycles.png``.
-A scheme over budget gets no replicas and is flagged.
+when no layer can take a replica.  ISAAC itself and SRE (same crossbars) get no replicas.  It
+gives latency = sum_l t_l and period = max_l t_l.  A scheme over budget gets no replicas and is
+flagged.  The **floor** has no cycles, latency or speedup: it counts cells and activations and
+is not a design (packing every cell into the fewest crossbars is no lower bound on time).  The
+lower bounds on cycles of each compiled program are the ``floor_cycles_row`` /
+``floor_cycles_segment`` columns, plotted in ``cycles.png``.
 
-Outputs (all written atomically): ``layers.csv``, ``report.json`` (header, per-layer rows,
-totals, ratios, replication), ``summary.txt`` (the terminal table), ``crossbars.png``,
-``bit_density.png``, ``cycles.png``.
+Outputs (all written atomically): ``layers.csv``, ``ppa_layers.csv`` (energy, area, latency per
+layer and scheme), ``report.json`` (header, per-layer rows, totals, ratios, replication, ppa),
+``summary.txt`` (the terminal table), ``crossbars.png``, ``bit_density.png``, ``cycles.png``,
+``ppa.png`` (energy and area stacked by component per scheme).
 """
 
 from __future__ import annotations
@@ -64,9 +70,11 @@ import numpy as np
 
 from golden.config import ConfigError, SMEConfig, preset
 from golden.fileio import atomic_write_bytes
+from golden.ppa import layer_stats, load_periphery, load_tech
 from golden.program import Program
 from golden.quantize import choose_scale, project_levels
 
+from .ppa import PPA_SCHEMES, format_ppa, network_ppa, ppa_csv, ppa_plot
 from .workloads.importers import ImportError_, describe_source, load as load_model
 from .workloads.networks import NETWORKS, Layer, Network, layer_blocks
 from .workloads.networks import network as builtin_network
@@ -78,6 +86,8 @@ __all__ = ["SCHEMES", "PAPER", "quantize_layer", "worst_case_clipped", "layer_ro
 
 #: Schemes in column order; ``floor`` is the physical lower bound.
 SCHEMES = ("row", "segment", "planes", "isaac", "sre", "floor")
+#: Schemes that are designs with cycles and latency (the floor is a count, not a design).
+TIMED = SCHEMES[:-1]
 LABELS = {"row": "SME row squeeze", "segment": "SME segment squeeze",
           "planes": "bit planes, no squeeze", "isaac": "ISAAC-style dense",
           "sre": "SRE-style", "floor": "floor"}
@@ -146,15 +156,16 @@ def layer_row(layer: Layer, q: np.ndarray, cfg: SMEConfig, modes=("row", "segmen
     t0 = time.perf_counter()
     blocks = layer_blocks(layer, q)
     shape = layer.shape
-    A, P = cfg.input_bits, max(1, layer.pixels)
+    P = max(1, layer.pixels)
     row = {"layer": layer.name, "kind": layer.kind, "K": shape[0], "N": shape[1],
            "groups": layer.groups, "pixels": layer.pixels, "weights": layer.weights,
            "macs": layer.macs, "nonzero_weights": int(np.count_nonzero(q))}
-    st, clip = {}, {}
+    st, clip, priced = {}, {}, {}
     for mode in modes:
         t1 = time.perf_counter()
         prog = compile_blocks(blocks, shape, cfg, squeeze=mode, reorder=reorder, balance=balance)
         st[mode] = prog.stats
+        priced[mode] = layer_stats(prog)
         clip[mode] = worst_case_clipped(prog)
         del prog
         row[f"seconds_{mode}"] = round(time.perf_counter() - t1, 3)
@@ -162,10 +173,12 @@ def layer_row(layer: Layer, q: np.ndarray, cfg: SMEConfig, modes=("row", "segmen
     base = baseline_stats(blocks, shape, cfg)
     row["seconds_baselines"] = round(time.perf_counter() - t1, 3)
     st.update(base)
-    floor_xb = st[modes[0]]["floor_crossbars"]
-    floor_act = st[modes[0]]["floor_activations"]         # per vector, A x per input bit
-    st["floor"] = {"crossbars": floor_xb, "activations": floor_act,
-                   "cycles": (A * -(-(floor_act // A) // floor_xb)) if floor_xb else 0,
+    priced.update({s: base[s] for s in ("isaac", "sre", "planes")})
+    # The floor is a count (fewest crossbars, fewest OU activations), not a design: it has no
+    # cycles or latency (packing all cells into the fewest crossbars is not a lower bound on
+    # time).  The compiler's per-program placement floors are the time bounds.
+    st["floor"] = {"crossbars": st[modes[0]]["floor_crossbars"],
+                   "activations": st[modes[0]]["floor_activations"], "cycles": None,
                    "index_bits": 0}
     schemes = [s for s in SCHEMES if s in st]
     for s in schemes:
@@ -173,7 +186,8 @@ def layer_row(layer: Layer, q: np.ndarray, cfg: SMEConfig, modes=("row", "segmen
     for s in (*modes, "sre"):
         row[f"index_bits_{s}"] = int(st[s]["index_bits"])
     for s in schemes:
-        row[f"cycles_{s}"] = int(st[s]["cycles"])
+        if s in TIMED:
+            row[f"cycles_{s}"] = int(st[s]["cycles"])
     for s in schemes:
         row[f"work_{s}"] = int(st[s]["activations"]) * P
     for m in modes:
@@ -182,6 +196,7 @@ def layer_row(layer: Layer, q: np.ndarray, cfg: SMEConfig, modes=("row", "segmen
         row[f"clipped_{m}"] = clip[m]
     row["plane_ones"] = _plane_ones(q, cfg)
     row["seconds"] = round(time.perf_counter() - t0, 3)
+    row["priced"] = priced            # event counts etc. per scheme, for golden.ppa
     return row
 
 
@@ -269,11 +284,30 @@ class Progress:
         self.stream.flush()
 
 
+class ReportError(ValueError):
+    """A network the report cannot cost (e.g. layers without spatial sizes)."""
+
+
+def unsized_error(net: Network) -> str:
+    """Why a network whose conv layers lack output sizes cannot be reported."""
+    names = net.unsized
+    return (f"{len(names)} layer(s) of {net.name} have no spatial size, so their input vectors "
+            f"per image are unknown ({', '.join(names[:3])}{' ...' if len(names) > 3 else ''}):"
+            " pass --input-size N, give @out_hw in the .npz, or use an ONNX model with shapes")
+
+
 def build_report(net: Network, weights: dict[str, np.ndarray] | None, source: dict,
                  cfg: SMEConfig, *, seed: int = 0, scale: str = "channel",
-                 synthetic: dict | None = None, progress=None, command: str = "") -> dict:
+                 synthetic: dict | None = None, progress=None, command: str = "",
+                 tech: str = "isaac32") -> dict:
     """Compile every layer and assemble the report dict.  ``weights=None``: synthetic weights
-    drawn layer by layer with ``synthetic`` parameters (kept out of memory between layers)."""
+    drawn layer by layer with ``synthetic`` parameters (kept out of memory between layers).
+    ``tech``: the technology (name or file) for energy, area and latency (``rep["ppa"]``,
+    :func:`sme.ppa.network_ppa`).  Every conv layer needs its output size (input vectors per
+    image): a network without them (bare weights) raises :class:`ReportError`."""
+    if net.unsized:
+        raise ReportError(unsized_error(net))
+    technology = load_tech(tech)
     bar = Progress(len(net.layers), progress)
     rows = []
     for i, layer in enumerate(net.layers):
@@ -285,6 +319,9 @@ def build_report(net: Network, weights: dict[str, np.ndarray] | None, source: di
         rows[-1]["seconds_quantize"] = round(rows[-1]["seconds_quantize"] + gen, 3)
     bar(len(net.layers), "done")
     totals, lat, ratios = summarize(rows, cfg)
+    layers = [{"name": r["layer"], "pixels": r["pixels"], "stats": r.pop("priced")} for r in rows]
+    priced = network_ppa(layers, cfg, technology, load_periphery(cfg),
+                         [s for s in PPA_SCHEMES if s in layers[0]["stats"]]) if rows else None
     budget = totals.get("xbars_isaac", 0)
     header = {"network": net.name, "layers": len(net.layers), "weights": net.weights,
               "macs": net.macs, "weight_source": source,
@@ -294,7 +331,7 @@ def build_report(net: Network, weights: dict[str, np.ndarray] | None, source: di
               "seed": seed, "command": command, "budget_crossbars": budget,
               "paper": PAPER}
     return {"header": header, "layers": rows, "totals": totals, "latency": lat,
-            "ratios": ratios,
+            "ratios": ratios, "ppa": priced,
             "seconds": round(sum(r["seconds"] + r["seconds_quantize"] for r in rows), 2)}
 
 
@@ -309,7 +346,8 @@ def summarize(rows: list[dict], cfg: SMEConfig) -> tuple[dict, dict, dict]:
                             for b in range(cfg.weight_bits)]
     budget = totals.get("xbars_isaac", 0)
     lat = {}
-    for s in schemes:       # ISAAC and SRE use the whole budget: no spare, no replicas
+    timed = [s for s in schemes if s in TIMED]
+    for s in timed:         # ISAAC and SRE use the whole budget: no spare, no replicas
         lat[s] = replicate([r[f"xbars_{s}"] for r in rows], [r[f"cycles_{s}"] for r in rows],
                            [r["pixels"] for r in rows], budget)
     if not rows:
@@ -320,9 +358,9 @@ def summarize(rows: list[dict], cfg: SMEConfig) -> tuple[dict, dict, dict]:
         "crossbars_vs_planes": {s: _ratio(totals["xbars_planes"], totals[f"xbars_{s}"])
                                 for s in schemes},
         "work_vs_isaac": {s: _ratio(totals["work_isaac"], totals[f"work_{s}"]) for s in schemes},
-        "speedup_vs_isaac": {s: _ratio(base, lat[s]["latency"]) for s in schemes},
+        "speedup_vs_isaac": {s: _ratio(base, lat[s]["latency"]) for s in timed},
         "throughput_vs_isaac": {s: _ratio(lat["isaac"]["period"], lat[s]["period"])
-                                for s in schemes},
+                                for s in timed},
     }
     return totals, lat, ratios
 
@@ -333,19 +371,19 @@ def _ratio(a, b):
 
 # ---- output ---------------------------------------------------------------------------------
 
-CSV_SKIP = ("plane_ones",)
+CSV_SKIP = ("plane_ones", "priced")
 
 
 def _csv(rep: dict) -> bytes:
     rows = rep["layers"]
     buf = io.StringIO()
     keys = [k for k in rows[0] if k not in CSV_SKIP] + [f"ones_plane{b}" for b in range(
-        len(rows[0]["plane_ones"]))] + [f"replicas_{s}" for s in SCHEMES]
+        len(rows[0]["plane_ones"]))] + [f"replicas_{s}" for s in TIMED]
     wr = csv.writer(buf, lineterminator="\n")
     wr.writerow(keys)
     for i, r in enumerate(rows):
         wr.writerow([r[k] for k in keys if k in r] + r["plane_ones"]
-                    + [rep["latency"][s]["replicas"][i] for s in SCHEMES])
+                    + [rep["latency"][s]["replicas"][i] for s in TIMED])
     return buf.getvalue().encode()
 
 
@@ -354,7 +392,7 @@ def _fmt(x) -> str:
 
 
 def format_summary(rep: dict) -> str:
-    h, t, lat, rat = rep["header"], rep["totals"], rep["latency"], rep["ratios"]
+    h, t, rat = rep["header"], rep["totals"], rep["ratios"]
     cfg = h["config"]
     lines = [
         f"SME report: {h['network']} - {h['layers']} layers, {h['weights']:,} weights, "
@@ -362,21 +400,17 @@ def format_summary(rep: dict) -> str:
         f"Weights: {h['weight_source_text']}",
         f"Config: {cfg['name']}: {cfg['weight_bits']}-bit magnitudes in {cfg['cell_bits']}-bit "
         f"cells, {cfg['xbar_rows']}x{cfg['xbar_cols']} crossbars, OU {cfg['ou_rows']}x"
-        f"{cfg['ou_cols']}, {cfg['input_bits']}-bit inputs; {h['quantization']}",
-        f"Latency at the ISAAC-style dense budget of {h['budget_crossbars']:,} crossbars "
-        "(both sign sets; spare crossbars replicate the slowest layers)", "",
+        f"{cfg['ou_cols']}, {cfg['input_bits']}-bit inputs; {h['quantization']}", "",
         f"{'scheme':<24} {'crossbars':>10} {'vs ISAAC':>9} {'index bits':>12} "
-        f"{'OU act./image':>15} {'latency cyc':>13} {'speedup':>8} {'clipped':>8}",
+        f"{'OU act./image':>15} {'clipped':>8}",
     ]
     for s in SCHEMES:
         idx = t.get(f"index_bits_{s}")
         clip = t.get(f"clipped_{s}")
-        over = " (over budget)" if lat[s]["over_budget"] else ""
         lines.append(
             f"{LABELS[s]:<24} {t[f'xbars_{s}']:>10,} {_fmt(rat['crossbars_vs_isaac'][s]):>9} "
             f"{'-' if idx is None else f'{idx:,}':>12} {t[f'work_{s}']:>15,} "
-            f"{lat[s]['latency']:>13,} {_fmt(rat['speedup_vs_isaac'][s]):>8} "
-            f"{'-' if clip is None else f'{clip:,}':>8}{over}")
+            f"{'-' if clip is None else f'{clip:,}':>8}")
     key = h["network"] if h["network"] in PAPER else None
     paper = (f"paper: {PAPER[key]}x on {key}" if key else
              "paper: 8.7x on ResNet-50, 2.1x on MobileNet-v2")
@@ -388,14 +422,10 @@ def format_summary(rep: dict) -> str:
               f"Crossbar reduction vs bit planes without squeeze: row squeeze "
               f"{_fmt(rat['crossbars_vs_planes']['row'])}, segment squeeze "
               f"{_fmt(rat['crossbars_vs_planes']['segment'])}",
-              f"Speedup vs ISAAC-style dense at its crossbar budget: row squeeze "
-              f"{_fmt(rat['speedup_vs_isaac']['row'])}, segment squeeze "
-              f"{_fmt(rat['speedup_vs_isaac']['segment'])}, SRE "
-              f"{_fmt(rat['speedup_vs_isaac']['sre'])}, floor "
-              f"{_fmt(rat['speedup_vs_isaac']['floor'])} (paper: {PAPER['speedup']}x average)",
               f"Clipped samples: worst case per input vector (every input bit 1), summed over "
               f"layers; ADC {cfg['adc_bits'] or 'lossless'}",
-              f"Quantize + compile + baselines time: {rep['seconds']} s"]
+              f"Quantize + compile + baselines time: {rep['seconds']} s", "",
+              format_ppa(rep["ppa"], LABELS)]
     if h["weight_source"].get("kind") == "synthetic":
         lines.append("NOTE: synthetic weights - these figures are not measurements on trained "
                      "weights.")
@@ -443,7 +473,7 @@ def _plots(rep: dict) -> dict[str, bytes]:
     save(fig, "bit_density.png")
 
     fig, ax = plt.subplots(figsize=(max(8, len(rows) * 0.22), 4.5))
-    for s in SCHEMES[:-1]:
+    for s in TIMED:
         ax.plot(x, [max(r[f"cycles_{s}"], 0.8) for r in rows], label=LABELS[s], **STYLE[s])
     for s, ls in (("row", ":"), ("segment", "--")):
         ax.plot(x, [max(r[f"floor_cycles_{s}"], 0.8) for r in rows], color="grey", ls=ls,
@@ -462,8 +492,12 @@ def write_report(rep: dict, out_dir, plots: bool = True) -> list[Path]:
     files = {"layers.csv": _csv(rep),
              "report.json": json.dumps(rep, indent=1).encode(),
              "summary.txt": (format_summary(rep) + "\n").encode()}
+    files["ppa_layers.csv"] = ppa_csv(rep["ppa"])
     if plots:
         files.update(_plots(rep))
+        files["ppa.png"] = ppa_plot(rep["ppa"], f"{rep['header']['network']} "
+                                    f"({rep['header']['weight_source'].get('kind', '?')} weights)",
+                                    LABELS)
     for name, data in files.items():
         atomic_write_bytes(out / name, data)
     return [out / name for name in files]
@@ -496,20 +530,28 @@ def _cmd(args) -> int:
             cfg = cfg.replace(adc_bits=args.adc_bits)
         syn = {"distribution": args.distribution, "prune": args.prune}
         net, weights, source = resolve(args.network, args.weights, args.seed, syn)
+        if args.input_size is not None:
+            net = net.with_input_size(args.input_size)
+        load_tech(args.tech)                   # a bad technology file fails before compiling
     except (ConfigError, ImportError_, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     if args.layers:
         net = net.subset(args.layers)
+    if net.unsized:
+        print(f"error: {unsized_error(net)}", file=sys.stderr)
+        return 2
     command = (f"sme report --network {args.network} --preset {args.preset} --seed {args.seed}"
                + (f" --adc-bits {args.adc_bits}" if args.adc_bits is not None else "")
                + f" --scale {args.scale}" + (f" --weights {args.weights}" if args.weights else
                                            f" --distribution {args.distribution}"
                                            f" --prune {args.prune}")
-               + (f" --layers {args.layers}" if args.layers else ""))
+               + (f" --layers {args.layers}" if args.layers else "")
+               + (f" --input-size {args.input_size}" if args.input_size is not None else "")
+               + f" --tech {args.tech}")
     rep = build_report(net, weights, source, cfg, seed=args.seed, scale=args.scale,
                        synthetic=syn, progress=None if args.quiet else sys.stderr,
-                       command=command)
+                       command=command, tech=args.tech)
     text = format_summary(rep)
     print(text)
     paths = write_report(rep, args.out, plots=not args.no_plots)
@@ -540,6 +582,11 @@ def register(subparsers) -> None:
     p.add_argument("--prune", type=float, default=0.0,
                    help="synthetic weights: fraction pruned to zero by magnitude")
     p.add_argument("--layers", type=int, default=0, help="only the first N layers (quick runs)")
+    p.add_argument("--input-size", type=int, default=None,
+                   help="input height = width for networks given as bare weights (conv output "
+                        "sizes inferred along the chain, no pooling assumed)")
+    p.add_argument("--tech", default="isaac32",
+                   help="technology for energy/area/latency: isaac32 | neurram130 | a JSON file")
     p.add_argument("--no-plots", action="store_true")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd)

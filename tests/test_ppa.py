@@ -89,10 +89,11 @@ def test_unreadable_and_malformed_technology_files(tmp_path):
         ppa.load_tech(f)
 
 
-def test_adc_resolution_missing_from_the_file_is_named():
+def test_adc_resolution_missing_from_the_file():
     tech = ppa.load_tech("isaac32")
-    with pytest.raises(ppa.TechError, match="no entry for 3-bit"):
-        tech.adc(3)
+    assert tech.adc(3) == tech.adc(4) == (0.79, 361.04)      # priced as the next one up
+    with pytest.raises(ppa.TechError, match="no entry for 11-bit ADCs or more"):
+        tech.adc(11)
 
 
 # ---- event counts against direct counts ----------------------------------------------------

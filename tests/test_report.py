@@ -106,7 +106,7 @@ def test_build_and_write_report(tmp_path, capsys):
     assert rep["ratios"]["speedup_vs_isaac"]["isaac"] == 1.0
     assert rep["ratios"]["crossbars_vs_isaac"]["row"] == round(
         t["xbars_isaac"] / t["xbars_row"], 3)
-    for s in report.SCHEMES:
+    for s in report.TIMED:
         lat = rep["latency"][s]
         assert lat["over_budget"] or lat["crossbars_used"] <= t["xbars_isaac"]
         assert lat["latency"] == sum(lat["times"])
@@ -117,7 +117,7 @@ def test_build_and_write_report(tmp_path, capsys):
     paths = report.write_report(rep, tmp_path / "out")
     names = sorted(p.name for p in paths)
     assert names == ["bit_density.png", "crossbars.png", "cycles.png", "layers.csv",
-                     "report.json", "summary.txt"]
+                     "ppa.png", "ppa_layers.csv", "report.json", "summary.txt"]
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == names   # no temp files
     for p in paths:
         if p.suffix == ".png":
@@ -206,9 +206,59 @@ def test_layer_row_one_mode_equals_both():
     w = synthetic_weights(Network("n", (layer,)), seed=1)["l"]
     both = report.layer_result(layer, 0, w, cfg, seed=1)
     seg = report.layer_result(layer, 0, w, cfg, seed=1, modes=("segment",))
-    assert not any(k.endswith("_row") for k in seg)
+    assert not any(k.endswith("_row") for k in seg) and "row" not in seg["priced"]
     for k, v in seg.items():
-        if not k.startswith("seconds"):
+        if not k.startswith("seconds") and k != "priced":
             assert both[k] == v, k
+    for s, v in seg["priced"].items():           # the priced stats of the modes it has
+        assert both["priced"][s] == v, s
     with pytest.raises(ValueError, match="squeeze modes"):
         report.layer_row(layer, np.zeros(layer.weight_shape, np.int64), cfg, ("col",))
+
+
+def test_bare_weights_need_spatial_sizes(tmp_path, capsys):
+    """A table-free .npz has no output sizes: the report refuses it (it used to report 0 MACs
+    and per-vector latencies) until --input-size fills them in."""
+    rng = np.random.default_rng(0)
+    path = tmp_path / "bare.npz"
+    np.savez(path, c1=rng.normal(size=(8, 3, 3, 3)), c2=rng.normal(size=(16, 8, 3, 3)),
+             fc=rng.normal(size=(10, 16)))
+    out = tmp_path / "r"
+    assert report.main(["--network", str(path), "--out", str(out), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert "no spatial size" in err and "--input-size" in err and "c1, c2" in err
+    assert not out.exists()
+    assert report.main(["--network", str(path), "--input-size", "16", "--out", str(out),
+                        "--quiet", "--no-plots"]) == 0
+    rep = json.loads((out / "report.json").read_text())
+    assert [r["pixels"] for r in rep["layers"]] == [256, 256, 1]
+    assert rep["header"]["macs"] == 256 * (8 * 27 + 16 * 72) + 160
+    assert "--input-size 16" in rep["header"]["command"]
+
+
+def test_report_prices_every_design_and_not_the_floor(tmp_path, capsys):
+    cfg = preset("default")
+    rep = report.build_report(SMALL, None, synthetic_source(seed=3), cfg, seed=3)
+    assert "floor" not in rep["latency"] and rep["ratios"]["speedup_vs_isaac"].get("floor") is None
+    assert all(r["cycles_row"] >= 0 and "cycles_floor" not in r for r in rep["layers"])
+    ppa = rep["ppa"]
+    assert sorted(ppa["schemes"]) == ["isaac", "planes", "row", "segment", "sre"]
+    assert ppa["speedup"]["sequential"]["isaac"] == 1.0
+    for v in ppa["schemes"].values():
+        assert v["energy_uj"] > 0 and v["area_mm2"] > 0 and v["latency_sequential_ms"] > 0
+    text = report.format_summary(rep)
+    assert "energy/img" in text and "legacy_replication" in text
+    from sme.cli import main
+    from sme.ppa import markdown_tables
+    md = markdown_tables(rep, report.LABELS)
+    assert "| legacy_replication |" in md and "| SME segment squeeze |" in md
+    f = tmp_path / "report.json"
+    f.write_text(json.dumps(rep))
+    assert main(["ppa", "--report-json", str(f)]) == 0
+    assert "| index |" in capsys.readouterr().out
+    f.write_text("{}")
+    assert main(["ppa", "--report-json", str(f)]) == 2
+    assert "not a report.json with a ppa section" in capsys.readouterr().err
+    assert report.main(["--network", "mobilenet_v2", "--tech", str(tmp_path / "no.json"),
+                        "--out", str(tmp_path / "x")]) == 2
+    assert "cannot read technology file" in capsys.readouterr().err
