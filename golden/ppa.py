@@ -70,7 +70,7 @@ from .program import Program
 
 __all__ = ["TechError", "Tech", "load_tech", "TECH_DIR", "TECHS", "COMPONENTS", "program_events",
            "layer_stats", "evaluate", "combine", "periphery_counts", "load_periphery",
-           "network_latency", "isaac_peak", "EVENT_KEYS", "ISAAC_PUBLISHED"]
+           "network_latency", "replicas", "isaac_peak", "EVENT_KEYS", "ISAAC_PUBLISHED"]
 
 TECH_DIR = Path(__file__).resolve().parent / "tech"
 TECHS = ("isaac32", "neurram130")
@@ -432,10 +432,11 @@ def combine(results: list[dict]) -> dict:
 
 # ---- network latency ---------------------------------------------------------------------------
 
-def _replicate(sizes, cycles, pixels, spare: float) -> list[int]:
-    """Greedy: give one more replica to the slowest layer (largest cycles x ceil(P / r)) while
-    its size fits in ``spare``; a layer that does not fit is final.  Minimizes the slowest
-    layer's time for the given order of choices (ISAAC's balanced pipeline)."""
+def replicas(sizes, cycles, pixels, spare: float) -> list[int]:
+    """Replicas per layer: repeatedly give one more replica to the slowest layer (largest
+    cycles x ceil(P / r), ties to the earlier layer) while its size fits in ``spare`` and it has
+    fewer replicas than vectors; a layer that does not fit is final (later spare is only
+    smaller).  ISAAC's balancing of a layer pipeline; ``sizes`` in any unit (crossbars, um^2)."""
     reps = [1] * len(sizes)
     t = lambda i: int(cycles[i]) * -(-int(pixels[i]) // reps[i])  # noqa: E731
     heap = [(-t(i), i) for i in range(len(sizes)) if cycles[i] > 0]
@@ -459,7 +460,7 @@ def network_latency(cycles, pixels, step_s: float, *, sizes=None, budget=None) -
       sum_l cycles_l x pixels_l x step.
     * with ``sizes`` (area or crossbars per copy of each layer) and ``budget`` (same unit):
       ISAAC-style inter-layer pipeline with replication.  Spare budget (budget - sum sizes)
-      buys replicas of the slowest layer while they fit (:func:`_replicate`); a replica splits
+      buys replicas of the slowest layer while they fit (:func:`replicas`); a replica splits
       the image's vectors.  ``period_s`` = max_l cycles_l x ceil(P_l / r_l) x step (one image
       leaves the pipeline per period; throughput = 1 / period), ``pipelined_latency_s`` =
       sum of the replicated layer times (an upper bound on one image's latency: overlap inside
@@ -475,7 +476,7 @@ def network_latency(cycles, pixels, step_s: float, *, sizes=None, budget=None) -
         if spare < 0:
             out.update(period_s=None, pipelined_latency_s=None, replicas=None, over_budget=True)
         else:
-            reps = _replicate(sizes, cycles, pixels, spare)
+            reps = replicas(sizes, cycles, pixels, spare)
             times = [int(c) * -(-p // r) for c, p, r in zip(cycles, pixels, reps)]
             out.update(period_s=max(times, default=0) * step_s,
                        pipelined_latency_s=sum(times) * step_s, replicas=reps,

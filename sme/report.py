@@ -59,7 +59,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import heapq
 import io
 import json
 import sys
@@ -70,7 +69,7 @@ import numpy as np
 
 from golden.config import ConfigError, SMEConfig, preset
 from golden.fileio import atomic_write_bytes
-from golden.ppa import layer_stats, load_periphery, load_tech
+from golden.ppa import layer_stats, load_periphery, load_tech, replicas
 from golden.program import Program
 from golden.quantize import choose_scale, project_levels
 
@@ -229,24 +228,15 @@ def layer_result(layer: Layer, index: int, w: np.ndarray, cfg: SMEConfig, *, see
 # ---- whole network --------------------------------------------------------------------------
 
 def replicate(xbars, cycles, pixels, budget: int) -> dict:
-    """Spend ``budget - sum(xbars)`` spare crossbars on replicas of the slowest layers (module
-    docstring).  Returns replicas, per-layer times, latency, period and whether over budget."""
+    """The legacy rule: spend ``budget - sum(xbars)`` spare crossbars on replicas of the slowest
+    layers (:func:`golden.ppa.replicas`, module docstring).  Returns replicas, per-layer times,
+    latency, period and whether over budget."""
     xbars = [int(x) for x in xbars]
     pixels = [max(1, int(p)) for p in pixels]
-    reps = [1] * len(xbars)
     spare = budget - sum(xbars)
-    time_of = lambda i: int(cycles[i]) * -(-pixels[i] // reps[i])  # noqa: E731
-    if spare > 0:
-        heap = [(-time_of(i), i) for i in range(len(xbars)) if cycles[i] > 0]
-        heapq.heapify(heap)
-        while heap:
-            _, i = heapq.heappop(heap)
-            if reps[i] >= pixels[i] or xbars[i] > spare:
-                continue                       # final: later spare is only smaller
-            reps[i] += 1
-            spare -= xbars[i]
-            heapq.heappush(heap, (-time_of(i), i))
-    times = [time_of(i) for i in range(len(xbars))]
+    reps = replicas(xbars, cycles, pixels, spare) if spare > 0 else [1] * len(xbars)
+    spare -= sum(x * (r - 1) for x, r in zip(xbars, reps))
+    times = [int(c) * -(-p // r) for c, p, r in zip(cycles, pixels, reps)]
     return {"replicas": reps, "times": times, "latency": int(sum(times)),
             "period": int(max(times, default=0)), "over_budget": spare < 0,
             "crossbars_used": budget - spare if spare >= 0 else sum(xbars)}
