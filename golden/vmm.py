@@ -53,9 +53,8 @@ def effective_weights(p: Program) -> np.ndarray:
     the same program as :func:`run`."""
     cfg = p.cfg
     K, N = p.shape
-    W = np.zeros((K, N), dtype=np.int64)
     if p.n_act == 0:
-        return W
+        return np.zeros((K, N), dtype=np.int64)
     a = p.acts
     cu = cfg.ou_cols
     cells = p.cells[a["xbar"], a["window"], a["colgroup"]].astype(np.int64)     # n, ru, cu
@@ -66,8 +65,9 @@ def effective_weights(p: Program) -> np.ndarray:
     cols = np.broadcast_to(a["outgroup"].astype(np.int64)[:, None, None] * cu
                            + np.arange(cu)[None, None, :], vals.shape)
     keep = (rows >= 0) & (cols < N) & (vals != 0)
-    np.add.at(W, (rows[keep], cols[keep]), vals[keep])
-    return W
+    # bincount sums in float64: exact, every entry is below 2^53 in magnitude
+    flat = np.bincount(rows[keep] * N + cols[keep], weights=vals[keep], minlength=K * N)
+    return np.rint(flat).astype(np.int64).reshape(K, N)
 
 
 def run(p: Program, X: np.ndarray, chunk_elems: int = 1 << 24) -> tuple[np.ndarray, int]:

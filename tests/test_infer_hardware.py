@@ -59,10 +59,11 @@ def test_integers_are_x_at_q_and_dequantized():
     for op in ops:
         plan = be.layers[op.name]
         cols = _cols(rng, op, 10, signed=op.name != "dw")
-        passes = be.quantize_inputs(plan, cols.reshape(10, -1))
+        xq = be.quantize_inputs(plan, cols.reshape(10, -1))
+        passes = be.passes(plan, xq)
         signs = [s for s, _ in passes]
         assert signs == ([1] if op.name == "dw" else [1, -1])   # signed: x+ and x- passes
-        xq = passes[0][1] - (passes[1][1] if len(passes) > 1 else 0)
+        assert np.array_equal(passes[0][1] - (passes[1][1] if len(passes) > 1 else 0), xq)
         Q = np.zeros(plan.shape, dtype=np.int64)
         g, kg, ng = op.weight.shape
         for tp in plan.partition.parts:
@@ -78,7 +79,7 @@ def test_unsigned_layer_has_one_pass_and_scale_from_calibration():
     be, ops = _prepared("fast")
     plan = be.layers["dw"]
     assert not plan.signed and be.layers["dense"].signed
-    passes = be.quantize_inputs(plan, -np.ones((2, 24 * 9)))
+    passes = be.passes(plan, be.quantize_inputs(plan, -np.ones((2, 24 * 9))))
     assert len(passes) == 1 and not passes[0][1].any()    # negatives clamp to 0
 
 
@@ -100,6 +101,25 @@ def test_clipping_is_counted_per_layer():
     rep = {r["layer"]: r for r in be.report()}
     assert rep["dense"]["clipped"] > 0
     assert all(0 <= r["clipped"] <= r["adc_samples"] for r in rep.values())
+
+
+def test_wide_sums_fall_back_to_float64_and_stay_exact():
+    """A layer whose sums can exceed 2^24 runs the fast path in float64, still equal to the
+    exact path; a small one runs in float32."""
+    w = np.ones((1, 400, 3))                        # every weight at the largest level
+    op = MatmulOp("wide", w, None, "linear")
+    small = MatmulOp("small", np.ones((1, 4, 3)), None, "linear")
+    res = {}
+    for path in ("fast", "exact"):
+        be = GoldenBackend(preset("fpga_small"), path=path)
+        be.prepare([op, small])
+        be.calibrate(op, np.full((1, 1, 400), 2.0))
+        be.calibrate(small, np.full((1, 1, 4), 2.0))
+        res[path] = be.matmul(op, np.full((3, 1, 400), 2.0))
+        if path == "fast":
+            assert be.layers["wide"].fast_dtype is np.float64
+            assert be.layers["small"].fast_dtype is np.float32
+    assert np.array_equal(res["fast"], res["exact"])
 
 
 def test_misuse_is_a_clear_error():

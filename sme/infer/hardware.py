@@ -78,8 +78,10 @@ class LayerPlan:
     scale: float | None = None              # activation scale s (None until calibrated)
     amax: float = 0.0
     signed: bool = False
-    dense: np.ndarray | None = None         # float64 K x N, fast path of a dense layer
-    part_w: list | None = None              # float64 per tile program, fast path (grouped)
+    fast_dtype: type = np.float64           # fast path: exact for every partial sum
+    dense: np.ndarray | None = None         # K x N, fast path of a dense layer
+    grouped: np.ndarray | None = None       # (groups, K_g, N_g), fast path of a grouped layer
+    part_w: list | None = None              # per tile program, grouped with coupling faults
     clipped: int = 0                        # clipped ADC samples, all matmul calls
     samples: int = 0                        # ADC samples, all matmul calls
     vectors: int = 0                        # unsigned input vectors run through the layer
@@ -149,26 +151,43 @@ class GoldenBackend:
         return plan
 
     def _fast_weights(self, plan: LayerPlan) -> None:
+        """The matrices of the fast path, read from the tile programs, and the narrowest float
+        type in which every partial sum is an exact integer."""
         K, N = plan.shape
         cfg = self.cfg
-        mats = [vmm.effective_weights(tp.program) for tp in plan.partition.parts]
-        # every partial sum of a float64 product must be an exact integer
-        bound = sum(int(np.abs(m).sum(axis=0).max(initial=0)) for m in mats) * cfg.max_input
+        parts = plan.partition.parts
+        mats = [vmm.effective_weights(tp.program) for tp in parts]
+        # |partial sum| <= max_input * sum_k |W[k, j]| over the whole layer
+        colsum = np.zeros(N, dtype=np.int64)
+        for tp, m in zip(parts, mats):
+            np.add.at(colsum, tp.cols, np.abs(m).sum(axis=0))
+        bound = int(colsum.max(initial=0)) * cfg.max_input
         if bound >= 2 ** 53:
             raise BackendError(f"{plan.name}: integer sums up to {bound} are not exact in "
                                "float64")
+        dt = np.float32 if bound < 2 ** 24 else np.float64
+        plan.fast_dtype = dt
         if plan.groups == 1:
-            dense = np.zeros((K, N), dtype=np.float64)
-            for tp, m in zip(plan.partition.parts, mats):
+            dense = np.zeros((K, N), dtype=dt)
+            for tp, m in zip(parts, mats):
                 dense[np.ix_(tp.rows, tp.cols)] += m
             plan.dense = dense
-        else:
-            plan.part_w = [m.astype(np.float64) for m in mats]
+            return
+        # grouped: one (groups, K_g, N_g) tensor, unless a fault couples two groups
+        grouped = np.zeros((plan.groups, plan.k_g, plan.n_g), dtype=dt)
+        for tp, m in zip(parts, mats):
+            r, c = np.nonzero(m)
+            g = tp.rows[r] // plan.k_g
+            if np.any(g != tp.cols[c] // plan.n_g):
+                plan.part_w = [mm.astype(dt) for mm in mats]
+                return
+            grouped[g, tp.rows[r] % plan.k_g, tp.cols[c] % plan.n_g] += m[r, c]
+        plan.grouped = grouped
 
     # ---- calibrate --------------------------------------------------------------------------
     def calibrate(self, op, cols) -> None:
         plan = self._plan(op)
-        x = np.asarray(cols, dtype=np.float64)
+        x = np.asarray(cols)
         if x.size:
             plan.amax = max(plan.amax, float(np.percentile(np.abs(x), self.percentile)))
             plan.signed = plan.signed or bool(x.min() < 0)
@@ -179,49 +198,72 @@ class GoldenBackend:
         plan = self._plan(op)
         if plan.scale is None:
             raise BackendError(f"{op.name}: matmul before calibrate")
-        x = np.asarray(cols, dtype=np.float64)
+        x = np.asarray(cols)
         M = x.shape[0]
         if x.shape[1:] != (plan.groups, plan.k_g):
             raise BackendError(f"{op.name}: inputs of shape {x.shape}, expected (M, "
                                f"{plan.groups}, {plan.k_g})")
-        x = x.reshape(M, -1)
-        Y = self.integer_matmul(plan, self.quantize_inputs(plan, x))
-        return Y.astype(np.float64) * (plan.scale * plan.alpha)[None, :]
+        # quantize before flattening: im2col hands over a strided view, the result is compact
+        xq = self.quantize_inputs(plan, x).reshape(M, -1)
+        if self.path == "fast":
+            Y = self._fast(plan, xq)
+            self._count(plan, M, 1 + plan.signed)
+        else:
+            Y = self.integer_matmul(plan, self.passes(plan, xq))
+        # float32 like the float backend; both paths convert the same integers the same way
+        return Y.astype(np.float32) * (plan.scale * plan.alpha).astype(np.float32)[None, :]
 
-    def quantize_inputs(self, plan: LayerPlan, x: np.ndarray) -> list[tuple[int, np.ndarray]]:
-        """Unsigned integer passes ``[(sign, X_q), ...]`` of float inputs (see the module
-        docstring): one pass for an unsigned layer, two (+x+, -x-) for a signed one."""
+    def quantize_inputs(self, plan: LayerPlan, x: np.ndarray) -> np.ndarray:
+        """Integer-valued float inputs ``rint(clip(x * (1/s), lo, 2^A - 1))``: ``lo = 0`` for an
+        unsigned layer (negatives clamp to 0), ``lo = -(2^A - 1)`` for a signed one.  The same
+        for every path, so the paths see the same integers."""
         hi = self.cfg.max_input
-        passes = [(1, np.maximum(x, 0))]
+        # clip before rint: the same integers (the bounds are integers), one pass less
+        xq = np.multiply(x, 1.0 / plan.scale)
+        np.clip(xq, -hi if plan.signed else 0, hi, out=xq)
+        return np.rint(xq, out=xq)
+
+    @staticmethod
+    def passes(plan: LayerPlan, xq: np.ndarray) -> list[tuple[int, np.ndarray]]:
+        """The unsigned vectors the tile runs: ``[(+1, x+)]``, or ``[(+1, x+), (-1, x-)]`` for a
+        signed layer (``x = x+ - x-``), as int64."""
+        out = [(1, np.maximum(xq, 0).astype(np.int64))]
         if plan.signed:
-            passes.append((-1, np.maximum(-x, 0)))
-        return [(s, np.clip(np.rint(p / plan.scale), 0, hi).astype(np.int64))
-                for s, p in passes]
+            out.append((-1, np.maximum(-xq, 0).astype(np.int64)))
+        return out
+
+    def _count(self, plan: LayerPlan, M: int, n_passes: int) -> None:
+        plan.vectors += M * n_passes
+        plan.samples += M * n_passes * self.cfg.input_bits * self.cfg.ou_cols * sum(
+            tp.program.n_act for tp in plan.partition.parts)
 
     def integer_matmul(self, plan: LayerPlan, passes) -> np.ndarray:
-        """Exact integer result ``sum_sign sign * X_q @ Q`` through the tile programs."""
+        """Exact integer result ``sum_sign sign * X_q @ Q`` through the tile programs, OU by
+        OU (:func:`golden.partition.run`), clipped samples counted."""
         M = passes[0][1].shape[0]
         Y = np.zeros((M, plan.shape[1]), dtype=np.int64)
         for sign, xq in passes:
-            if self.path == "fast":
-                y = self._fast(plan, xq)
-            else:
-                y, clipped = gpart.run(plan.partition, xq)
-                plan.clipped += sum(clipped)
-            plan.samples += M * self.cfg.input_bits * self.cfg.ou_cols * sum(
-                tp.program.n_act for tp in plan.partition.parts)
-            plan.vectors += M
+            y, clipped = gpart.run(plan.partition, xq)
+            plan.clipped += sum(clipped)
             Y += y if sign > 0 else -y
+        self._count(plan, M, len(passes))
         return Y
 
     def _fast(self, plan: LayerPlan, xq: np.ndarray) -> np.ndarray:
-        xf = xq.astype(np.float64)
+        """``xq @ Q`` as exact integers in ``plan.fast_dtype`` (lossless ADC only)."""
+        x = xq.astype(plan.fast_dtype, copy=False)
+        M = x.shape[0]
         if plan.dense is not None:
-            return np.rint(xf @ plan.dense).astype(np.int64)
-        out = np.zeros((xq.shape[0], plan.shape[1]), dtype=np.float64)
+            return x @ plan.dense
+        if plan.grouped is not None:
+            xg = x.reshape(M, plan.groups, plan.k_g)
+            if plan.n_g == 1:
+                return np.einsum("mgk,gk->mg", xg, plan.grouped[:, :, 0])
+            return np.einsum("mgk,gkn->mgn", xg, plan.grouped).reshape(M, -1)
+        out = np.zeros((M, plan.shape[1]), dtype=plan.fast_dtype)
         for tp, m in zip(plan.partition.parts, plan.part_w):
-            out[:, _index(tp.cols)] += xf[:, _index(tp.rows)] @ m
-        return np.rint(out).astype(np.int64)
+            out[:, _index(tp.cols)] += x[:, _index(tp.rows)] @ m
+        return out
 
     def _plan(self, op) -> LayerPlan:
         try:
