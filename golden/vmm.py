@@ -16,7 +16,8 @@ import numpy as np
 
 from .program import Program
 
-__all__ = ["run", "predicted_cycles", "InputError", "check_inputs", "effective_weights"]
+__all__ = ["run", "predicted_cycles", "InputError", "check_inputs", "effective_weights",
+           "exact_matmul"]
 
 
 class InputError(ValueError):
@@ -44,25 +45,28 @@ def predicted_cycles(p: Program) -> int:
     return p.cycles_per_vector()
 
 
-def effective_weights(p: Program) -> np.ndarray:
-    """The K x N integer matrix the program computes with a lossless ADC, read from its cell
-    images and descriptors (not from ``p.blocks``): entry [k, j] sums
-    ``(-1)^sign * digit << (plane*cell_bits + shift)`` over every enabled wordline driven by
-    input k and every bitline feeding output j.  Equals ``p.dense_q()`` for a compiled
-    program; differs from it once cells are changed (faults), so a fast path built on it runs
-    the same program as :func:`run`."""
-    cfg = p.cfg
-    K, N = p.shape
-    if p.n_act == 0:
-        return np.zeros((K, N), dtype=np.int64)
+def _act_cells(p: Program) -> np.ndarray:
+    """Cells each activation reads, (n_act, ou_rows, ou_cols) uint8, zero on wordlines the
+    activation leaves off (they contribute nothing)."""
     a = p.acts
-    cu = cfg.ou_cols
-    cells = p.cells[a["xbar"], a["window"], a["colgroup"]].astype(np.int64)     # n, ru, cu
-    weight = (1 - 2 * a["sign"].astype(np.int64)) << (a["plane"].astype(np.int64)
-                                                      * cfg.cell_bits + a["shift"])
-    vals = cells * weight[:, None, None]
-    rows = np.broadcast_to(p.inputs[:, :, None], vals.shape)
-    cols = np.broadcast_to(a["outgroup"].astype(np.int64)[:, None, None] * cu
+    cells = p.cells[a["xbar"], a["window"], a["colgroup"]]
+    return cells * (p.inputs >= 0)[:, :, None].astype(np.uint8)
+
+
+def _act_weights(p: Program) -> np.ndarray:
+    """Signed significance of each activation's samples: (-1)^sign * 2^(plane*cell_bits+shift)."""
+    a = p.acts
+    return (1 - 2 * a["sign"].astype(np.int64)) << (a["plane"].astype(np.int64)
+                                                     * p.cfg.cell_bits + a["shift"])
+
+
+def _matrix(p: Program, sel: np.ndarray, cells: np.ndarray) -> np.ndarray:
+    """K x N integer matrix computed (lossless) by the activations ``sel`` (indices)."""
+    K, N = p.shape
+    cu = p.cfg.ou_cols
+    vals = cells[sel].astype(np.int64) * _act_weights(p)[sel][:, None, None]
+    rows = np.broadcast_to(p.inputs[sel][:, :, None], vals.shape)
+    cols = np.broadcast_to(p.acts["outgroup"][sel].astype(np.int64)[:, None, None] * cu
                            + np.arange(cu)[None, None, :], vals.shape)
     keep = (rows >= 0) & (cols < N) & (vals != 0)
     # bincount sums in float64: exact, every entry is below 2^53 in magnitude
@@ -70,10 +74,38 @@ def effective_weights(p: Program) -> np.ndarray:
     return np.rint(flat).astype(np.int64).reshape(K, N)
 
 
+def effective_weights(p: Program) -> np.ndarray:
+    """The K x N integer matrix the program computes with a lossless ADC, read from its cell
+    images and descriptors (not from ``p.blocks``): entry [k, j] sums
+    ``(-1)^sign * digit << (plane*cell_bits + shift)`` over every enabled wordline driven by
+    input k and every bitline feeding output j.  Equals ``p.dense_q()`` for a compiled
+    program; differs from it once cells are changed (faults), so a fast path built on it runs
+    the same program as :func:`run`."""
+    return _matrix(p, np.arange(p.n_act), _act_cells(p))
+
+
+def exact_matmul(X: np.ndarray, W: np.ndarray, max_input: int) -> np.ndarray:
+    """``X @ W`` for integer arrays, exact: a float64 BLAS product when every partial sum is
+    below 2^53 (``max_input * max column sum of |W|``), else an int64 product."""
+    bound = int(np.abs(W).sum(axis=0).max(initial=0)) * int(max_input)
+    if bound < 2 ** 53:
+        return np.rint(X.astype(np.float64) @ W.astype(np.float64)).astype(np.int64)
+    return X.astype(np.int64) @ W.astype(np.int64)
+
+
 def run(p: Program, X: np.ndarray, chunk_elems: int = 1 << 24) -> tuple[np.ndarray, int]:
     """Run input vectors ``X`` (M x K, or one vector of K) through program ``p``.
 
     Returns ``(Y, clipped)``: Y int64 (M x N) and the number of clipped ADC samples.
+
+    How (the result is the definition's, bit for bit): an activation whose column sums cannot
+    exceed the ADC range even with every enabled wordline high never clips, so its input bits
+    need not be applied one at a time (sum_t 2^t (bits_t . cells) = x . cells); all such
+    activations together are one exact integer product ``X @ W_safe``.  The others run input
+    bit by input bit: the bit pattern of each group of up to five wordlines indexes a
+    precomputed table of that group's column sums, the groups' sums are added, clipped at
+    ``adc_max`` and counted, shifted by t and accumulated; samples are spliced per output
+    group.  ``chunk_elems`` bounds the temporary arrays.
     """
     cfg = p.cfg
     X = check_inputs(X, p)
@@ -81,44 +113,67 @@ def run(p: Program, X: np.ndarray, chunk_elems: int = 1 << 24) -> tuple[np.ndarr
     Y = np.zeros((M, N), dtype=np.int64)
     if p.n_act == 0 or M == 0:
         return Y, 0
-    a = p.acts
-    cu = cfg.ou_cols
-    cells = p.cells[a["xbar"], a["window"], a["colgroup"]].astype(np.float32)   # n, ru, cu
-    mask = p.inputs >= 0
-    idx = np.where(mask, p.inputs, 0)
-    base = a["plane"].astype(np.int64) * cfg.cell_bits + a["shift"]
-    sgn = 1 - 2 * a["sign"].astype(np.int64)
-    col = a["outgroup"].astype(np.int64)[:, None] * cu + np.arange(cu)[None, :]  # n, cu
-    flat_col = col.ravel()
-    keep = flat_col < N
-    order = np.argsort(flat_col[keep], kind="stable")
-    sorted_cols = flat_col[keep][order]
-    bounds = np.flatnonzero(np.r_[True, sorted_cols[1:] != sorted_cols[:-1]])
-    out_cols = sorted_cols[bounds]
-    # An activation whose column sums cannot exceed the ADC range never clips, so its input
-    # bits need not be applied one at a time: sum_t 2^t (bits_t . cells) = x . cells exactly.
-    may_clip = (cells * mask[:, :, None]).sum(axis=1).max(axis=1) > cfg.adc_max
-    risky = np.flatnonzero(may_clip)
+    cells = _act_cells(p)
+    may_clip = cells.sum(axis=1, dtype=np.int64).max(axis=1) > cfg.adc_max
     safe = np.flatnonzero(~may_clip)
+    if len(safe):
+        Y += exact_matmul(X, _matrix(p, safe, cells), cfg.max_input)
+    risky = np.flatnonzero(may_clip)
+    if len(risky) == 0:
+        return Y, 0
+    return _bit_serial(p, X, Y, risky, cells, chunk_elems)
+
+
+def _bit_serial(p: Program, X, Y, risky, cells, chunk_elems: int):
+    cfg = p.cfg
+    M, N = Y.shape
+    ru, cu = cfg.ou_rows, cfg.ou_cols
+    a = p.acts
+    og = a["outgroup"][risky].astype(np.int64)
+    order = np.argsort(og, kind="stable")
+    risky, og = risky[order], og[order]
+    starts = np.flatnonzero(np.r_[True, og[1:] != og[:-1]])
+    groups = og[starts]
+    n = len(risky)
+    c = cells[risky]                                                  # n, ru, cu
+    w = _act_weights(p)[risky]
+    idx = np.where(p.inputs[risky] >= 0, p.inputs[risky], 0)          # off rows: zero cells
+    # Column-sum tables of wordline groups of up to 5 rows: T[i, pattern, c].
+    width = min(ru, 5)
+    spans = [(r0, min(r0 + width, ru)) for r0 in range(0, ru, width)]
+    packed = cu in (1, 2, 4, 8) and ru * cfg.cell_max < 256   # lanes of one word never carry
+    tables = []
+    for r0, r1 in spans:
+        pats = (np.arange(1 << (r1 - r0))[:, None] >> np.arange(r1 - r0)) & 1   # P, w
+        t = np.einsum("pr,nrc->npc", pats.astype(np.int64), c[:, r0:r1].astype(np.int64))
+        t = t.astype(np.uint8 if packed else np.int64)
+        tables.append(np.ascontiguousarray(t).view(f"u{cu}")[..., 0] if packed else t)
+    acc_t = np.int32 if cfg.effective_adc_bits + cfg.input_bits < 31 else np.int64
+    in_t = np.uint16 if cfg.input_bits <= 16 else np.int64
+    ar = np.arange(n)[None, :]
     clipped = 0
-    per_vec = max(1, p.n_act * cfg.ou_rows * cu)
-    step = max(1, chunk_elems // per_vec)
+    step = max(1, chunk_elems // max(1, n * max(ru, cu) * 8))
+    width_out = -(-N // cu) * cu
     for m0 in range(0, M, step):
-        Xc = X[m0:m0 + step]
-        acc = np.zeros((p.n_act, len(Xc), cu), dtype=np.int64)
-        if len(safe):
-            xs = (Xc[:, idx[safe]] * mask[safe]).astype(np.float64)             # m, n, ru
-            acc[safe] = np.rint(np.einsum("mnr,nrc->nmc", xs, cells[safe])).astype(np.int64)
-        if len(risky):
-            for t in range(cfg.input_bits):
-                bits = (((Xc >> t) & 1)[:, idx[risky]] * mask[risky]).astype(np.float32)
-                s = np.einsum("mnr,nrc->nmc", bits, cells[risky])
-                over = s > cfg.adc_max
-                if over.any():
-                    clipped += int(np.count_nonzero(over))
-                    s = np.minimum(s, cfg.adc_max)
-                acc[risky] += np.rint(s).astype(np.int64) << t
-        contrib = (acc << base[:, None, None]) * sgn[:, None, None]              # n, m, cu
-        flat = contrib.transpose(1, 0, 2).reshape(len(Xc), -1)[:, keep][:, order]
-        Y[m0:m0 + step, out_cols] += np.add.reduceat(flat, bounds, axis=1)
+        Xg = X[m0:m0 + step][:, idx].astype(in_t)                     # m, n, ru
+        mc = len(Xg)
+        acc = np.zeros((mc, n, cu), dtype=acc_t)
+        for t in range(cfg.input_bits):
+            s = None
+            for (r0, r1), tab in zip(spans, tables):
+                pat = np.zeros((mc, n), dtype=np.intp)
+                for r in range(r0, r1):
+                    pat |= ((Xg[:, :, r] >> t) & 1).astype(np.intp) << (r - r0)
+                g = tab[ar, pat]
+                s = g if s is None else s + g
+            if packed:
+                s = s.view(np.uint8).reshape(mc, n, cu)
+            over = s > cfg.adc_max
+            clipped += int(np.count_nonzero(over))
+            acc += np.minimum(s, cfg.adc_max).astype(acc_t) << t
+        contrib = acc.astype(np.int64) * w[None, :, None]
+        sums = np.add.reduceat(contrib, starts, axis=1)               # m, groups, cu
+        out = np.zeros((mc, width_out // cu, cu), dtype=np.int64)
+        out[:, groups] = sums
+        Y[m0:m0 + step] += out.reshape(mc, width_out)[:, :N]
     return Y, clipped
