@@ -125,6 +125,8 @@ class GoldenBackend:
         self.faults = faults if faults is not None and faults.any else None
         self.seed, self.percentile = int(seed), float(percentile)
         self.layers: dict[str, LayerPlan] = {}
+        #: set to a dict to record every matmul's integer result, per layer name (checks)
+        self.trace: dict[str, list[np.ndarray]] | None = None
 
     # ---- prepare ----------------------------------------------------------------------------
     def prepare(self, ops) -> None:
@@ -210,6 +212,8 @@ class GoldenBackend:
             self._count(plan, M, 1 + plan.signed)
         else:
             Y = self.integer_matmul(plan, self.passes(plan, xq))
+        if self.trace is not None:
+            self.trace.setdefault(op.name, []).append(np.rint(Y).astype(np.int64))
         # float32 like the float backend; both paths convert the same integers the same way
         return Y.astype(np.float32) * (plan.scale * plan.alpha).astype(np.float32)[None, :]
 
@@ -307,6 +311,7 @@ class RTLBackend(GoldenBackend):
         self.cycles = 0
 
     def integer_matmul(self, plan: LayerPlan, passes) -> np.ndarray:
+        """The exact integer result from the Verilog tile, part by part (see the class)."""
         from sim.verilator_tile import run_partition
 
         M = passes[0][1].shape[0]
@@ -319,9 +324,7 @@ class RTLBackend(GoldenBackend):
                     raise AssertionError(f"{plan.name}: RTL outputs or clip counts differ from "
                                          "the golden model")
             plan.clipped += sum(res.clipped)
-            plan.samples += M * self.cfg.input_bits * self.cfg.ou_cols * sum(
-                tp.program.n_act for tp in plan.partition.parts)
-            plan.vectors += M
             self.cycles += res.cycles
             Y += res.outputs if sign > 0 else -res.outputs
+        self._count(plan, M, len(passes))
         return Y
