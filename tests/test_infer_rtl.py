@@ -6,12 +6,11 @@ import pytest
 
 from golden import partition as gp
 from golden.config import preset
-from golden.digits import init_params, load_data, train
 from golden.faults import FaultRates
+from sim.stimulus import input_vectors as inputs, random_q
 from sme.infer import graph as G
 from sme.infer.hardware import GoldenBackend, RTLBackend
-
-from .strategies import inputs, random_q
+from sme.workloads.digits import init_params, load_data, train
 
 pytestmark = pytest.mark.skipif(__import__("shutil").which("g++") is None,
                                 reason="needs a C++ compiler for Verilator")
