@@ -131,18 +131,20 @@ def test_npz_against_table(tmp_path):
         load_npz(tmp_path / "wrong.npz", net)
 
 
-def test_state_dict_needs_torch_or_loads(tmp_path):
-    try:
-        import torch
-    except ImportError:
-        with pytest.raises(ImportError_, match="needs torch"):
-            load_state_dict(tmp_path / "x.pt")
-        return
-    sd = {"conv.weight": torch.ones(4, 2, 3, 3), "bn.weight": torch.ones(4),
-          "fc.weight": torch.ones(3, 4)}
-    torch.save(sd, tmp_path / "m.pt")
-    imp = load(tmp_path / "m.pt")
+def test_state_dict_without_torch(tmp_path, mobilenet_v2_checkpoint):
+    # torchvision's real (legacy-format) checkpoint against the MobileNet-v2 shape table
+    imp = load(mobilenet_v2_checkpoint, "mobilenet_v2")
+    assert len(imp.weights) == 53 and imp.source["format"] == "PyTorch state dict"
+    assert imp.weights["features.1.conv.0.0"].shape == (32, 1, 3, 3)
+    from safetensors.numpy import save_file
+    save_file({"conv.weight": np.ones((4, 2, 3, 3), np.float32),
+               "bn.weight": np.ones(4, np.float32), "fc.weight": np.ones((3, 4), np.float32)},
+              str(tmp_path / "m.safetensors"))
+    imp = load(tmp_path / "m.safetensors")
     assert [layer.name for layer in imp.network.layers] == ["conv", "fc"]
+    (tmp_path / "x.pt").write_bytes(b"\x80\x02cos\nsystem\n(Vtouch pwned\ntR.")
+    with pytest.raises(ImportError_, match="refusing to load global os.system"):
+        load_state_dict(tmp_path / "x.pt")
 
 
 def test_neurosim_csv(tmp_path):

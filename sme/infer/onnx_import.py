@@ -27,22 +27,12 @@ _PASS = ("Identity", "Dropout")
 
 def from_onnx(path: str | os.PathLike) -> Graph:
     """The graph of the ONNX model at ``path`` (see the module docstring)."""
-    try:
-        import onnx
-        from onnx import numpy_helper
-    except ImportError:                                     # pragma: no cover
-        raise GraphError("reading ONNX needs the 'onnx' package (pip install onnx)") from None
-    try:
-        model = onnx.load(str(path))
-    except Exception as e:                                  # protobuf errors vary by version
-        raise GraphError(f"{path}: not a readable ONNX model ({type(e).__name__})") from None
+    import onnx
+
+    from sme.workloads.importers import read_onnx
+
+    model, consts = read_onnx(path)
     g = model.graph
-    consts = {t.name: numpy_helper.to_array(t) for t in g.initializer}
-    for node in g.node:
-        if node.op_type == "Constant":
-            for a in node.attribute:
-                if a.name == "value":
-                    consts[node.output[0]] = numpy_helper.to_array(a.t)
     inputs = [i for i in g.input if i.name not in consts]
     if len(inputs) != 1 or len(g.output) != 1:
         raise GraphError(f"{path}: need exactly one data input and one output, found "

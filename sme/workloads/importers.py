@@ -1,4 +1,4 @@
-"""Network front-ends: ONNX, ``.npz``, PyTorch state dicts (only if torch is installed) and
+"""Network front-ends: ONNX, ``.npz``, PyTorch state dicts and safetensors (no torch needed) and
 NeuroSim-style network CSV files.
 
 Every loader returns an :class:`Imported`: a :class:`~sme.workloads.networks.Network` (shapes), the
@@ -23,9 +23,10 @@ key has no ``@`` is a layer, in file order, and optional scalar/pair arrays
 ``<name>@groups``, ``<name>@stride`` and ``<name>@out_hw`` give what the weight shape cannot
 (defaults 1, 1 and unknown); :func:`save_npz` writes that form.
 
-**PyTorch** (:func:`load_state_dict`): ``torch.load(weights_only=True)`` of a state dict (or of a
-checkpoint dict holding one under ``"state_dict"``), then the ``.npz`` rules above.  Needs torch;
-nothing else in the project does.
+**PyTorch / safetensors** (:func:`load_state_dict`): a state dict (or a checkpoint dict holding
+one under ``"state_dict"`` or ``"model"``) read by :mod:`sme.workloads.checkpoints` - both torch
+formats, through a restricted unpickler that refuses anything but tensors - then the ``.npz``
+rules above.  Torch is not needed.
 
 **NeuroSim CSV** (:func:`load_neurosim_csv`): one row per layer,
 ``IFM H, IFM W, Cin, kH, kW, Cout, pool flag, stride`` (the NeuroSim ``NetWork_*.csv`` columns),
@@ -48,7 +49,7 @@ import numpy as np
 from .networks import Layer, Network, conv_out, network as builtin_network
 from golden.fileio import atomic_write_bytes
 
-__all__ = ["ImportError_", "Imported", "load", "load_onnx", "load_npz", "save_npz",
+__all__ = ["ImportError_", "Imported", "load", "load_onnx", "read_onnx", "load_npz", "save_npz",
            "load_state_dict", "load_neurosim_csv", "file_source", "describe_source"]
 
 
@@ -89,7 +90,10 @@ _UNMAPPABLE = {"ConvTranspose", "LSTM", "GRU", "RNN", "QLinearConv", "ConvIntege
                "MatMulInteger", "QLinearMatMul", "DeformConv", "Einsum"}
 
 
-def load_onnx(path: str | os.PathLike) -> Imported:
+def read_onnx(path: str | os.PathLike):
+    """``(model, consts)``: the ONNX ``ModelProto`` at ``path`` and its constant tensors
+    (initializers and ``Constant`` nodes) by name, as numpy arrays.  Raises
+    :class:`ImportError_` for an unreadable file."""
     try:
         import onnx
         from onnx import numpy_helper
@@ -100,17 +104,24 @@ def load_onnx(path: str | os.PathLike) -> Imported:
     except Exception as e:                                 # protobuf errors vary by version
         raise ImportError_(f"{path}: not a readable ONNX model ({type(e).__name__}: {e})") \
             from None
+    consts = {t.name: numpy_helper.to_array(t) for t in model.graph.initializer}
+    for node in model.graph.node:
+        if node.op_type == "Constant":
+            for a in node.attribute:
+                if a.name == "value":
+                    consts[node.output[0]] = numpy_helper.to_array(a.t)
+    return model, consts
+
+
+def load_onnx(path: str | os.PathLike) -> Imported:
+    import onnx
+
+    model, consts = read_onnx(path)
     try:
         inferred = onnx.shape_inference.infer_shapes(model)
     except Exception:                                      # shapes are optional
         inferred = model
     g = model.graph
-    consts = {t.name: numpy_helper.to_array(t) for t in g.initializer}
-    for node in g.node:
-        if node.op_type == "Constant":
-            for a in node.attribute:
-                if a.name == "value":
-                    consts[node.output[0]] = numpy_helper.to_array(a.t)
     dims = {}
     for vi in list(inferred.graph.value_info) + list(inferred.graph.output) + \
             list(inferred.graph.input):
@@ -268,27 +279,22 @@ def save_npz(path: str | os.PathLike, net: Network, weights: dict[str, np.ndarra
 
 
 def load_state_dict(path: str | os.PathLike, network: Network | None = None) -> Imported:
+    """A PyTorch checkpoint (zip or legacy) or safetensors file, read without torch by
+    :func:`sme.workloads.checkpoints.load_state_dict` (restricted unpickler), then the ``.npz``
+    rules: every 2-D or 4-D ``*.weight`` tensor is a layer."""
+    from .checkpoints import load_state_dict as read
+
     try:
-        import torch
-    except ImportError:
-        raise ImportError_(f"{path}: reading a PyTorch state dict needs torch, which is not "
-                           "installed; export the weights to .npz or ONNX instead") from None
-    try:
-        sd = torch.load(str(path), map_location="cpu", weights_only=True)
-    except Exception as e:
-        raise ImportError_(f"{path}: not a readable PyTorch file ({type(e).__name__}: {e})") \
-            from None
-    if isinstance(sd, dict) and isinstance(sd.get("state_dict"), dict):
-        sd = sd["state_dict"]
-    if not isinstance(sd, dict):
-        raise ImportError_(f"{path}: expected a state dict, found {type(sd).__name__}")
+        sd = read(path)
+    except ValueError as e:                                 # CheckpointError
+        raise ImportError_(str(e)) from None
     arrays = {}
     for k, v in sd.items():
-        if hasattr(v, "detach") and v.ndim in (2, 4) and k.endswith(".weight"):
-            arrays[k if network is not None else k[:-len(".weight")]] = \
-                v.detach().cpu().double().numpy()
+        if v.ndim in (2, 4) and k.endswith(".weight") and np.issubdtype(v.dtype, np.floating):
+            arrays[k if network is not None else k[:-len(".weight")]] = v.astype(np.float64)
     net, weights = _from_arrays(arrays, network, str(path), Path(path).stem)
-    return Imported(net, weights, file_source(path, "PyTorch state dict"))
+    fmt = "safetensors" if Path(path).suffix.lower() == ".safetensors" else "PyTorch state dict"
+    return Imported(net, weights, file_source(path, fmt))
 
 
 # ---- NeuroSim CSV ---------------------------------------------------------------------------
@@ -332,7 +338,8 @@ def load_neurosim_csv(path: str | os.PathLike) -> Network:
 # ---- dispatch -------------------------------------------------------------------------------
 
 def load(path: str | os.PathLike, network: Network | str | None = None) -> Imported:
-    """Load a model or weight file by its extension (.onnx, .npz, .pt/.pth, .csv)."""
+    """Load a model or weight file by its extension (.onnx, .npz, .pt/.pth/.bin,
+    .safetensors, .csv)."""
     if isinstance(network, str):
         network = builtin_network(network)
     suffix = Path(path).suffix.lower()
@@ -342,13 +349,13 @@ def load(path: str | os.PathLike, network: Network | str | None = None) -> Impor
         imp = load_onnx(path)
     elif suffix == ".npz":
         return load_npz(path, network)
-    elif suffix in (".pt", ".pth", ".bin"):
+    elif suffix in (".pt", ".pth", ".bin", ".safetensors"):
         return load_state_dict(path, network)
     elif suffix == ".csv":
         return Imported(load_neurosim_csv(path), None, file_source(path, "NeuroSim CSV"))
     else:
         raise ImportError_(f"{path}: unknown model format {suffix!r} "
-                           "(expected .onnx, .npz, .pt/.pth or .csv)")
+                           "(expected .onnx, .npz, .pt/.pth/.bin, .safetensors or .csv)")
     if network is not None:
         got = [layer.weight_shape for layer in imp.network.layers]
         want = [layer.weight_shape for layer in network.layers]
