@@ -61,6 +61,10 @@ def markdown_tables(rep: dict, labels: dict | None = None) -> str:
                    f"{v['crossbars']:,} | {100 * v['index_share']['energy']:.1f} % | "
                    f"{100 * v['index_share']['area']:.1f} % | {v['latency_sequential_ms']:,.2f} "
                    f"| {tput} |")
+    b = net.get("budgets")
+    if b:
+        out += ["", f"Pipeline budgets: {b['area_mm2']:,.1f} mm^2 (pipelined_area), "
+                    f"{b['crossbars']:,} crossbars (pipelined_crossbars)."]
     out += ["", "| speedup vs ISAAC-style dense | " + " | ".join(labels.get(s, s) for s in sch)
             + " | paper |", "|---|" + "---:|" * (len(sch) + 1)]
     for d in DEFINITIONS:
@@ -136,17 +140,18 @@ PAPER_SPEEDUP = 3.1
 #: Latency definitions, in report order (sme.ppa.network_ppa).
 DEFINITIONS = {
     "sequential": "one image, layers in sequence, one copy of each layer",
-    "pipelined_area": "ISAAC-style layer pipeline; replicas of the slowest layers within "
-                      "ISAAC-style dense's area; throughput ratio",
-    "pipelined_crossbars": "ISAAC-style layer pipeline; replicas within ISAAC-style dense's "
-                           "crossbar count; throughput ratio",
+    "pipelined_area": "ISAAC-style layer pipeline; replicas of the slowest layers within the "
+                      "area budget (default: ISAAC-style dense's area); throughput ratio",
+    "pipelined_crossbars": "ISAAC-style layer pipeline; replicas within the crossbar budget "
+                           "(default: ISAAC-style dense's crossbars); throughput ratio",
     "legacy_replication": "the earlier report rule: replicas within ISAAC's crossbar count, "
                           "sum of replicated layer times (over-budget designs keep one copy)",
 }
 
 
 def network_ppa(layers: list[dict], cfg, tech: "ppa.Tech", periphery: dict | None = None,
-                schemes=PPA_SCHEMES) -> dict:
+                schemes=PPA_SCHEMES, *, area_budget_mm2: float | None = None,
+                crossbar_budget: int | None = None) -> dict:
     """Energy, area, latency and speedups of every scheme of a network.
 
     ``layers``: one dict per layer with ``name``, ``pixels`` (input vectors per image, >= 1)
@@ -156,6 +161,9 @@ def network_ppa(layers: list[dict], cfg, tech: "ppa.Tech", periphery: dict | Non
     Returns ``{"tech", "step_s", "schemes": {s: totals}, "speedup": {definition: {s: x}},
     "layers": [per layer and scheme rows]}``; energies in uJ per image, areas in mm^2,
     latencies in ms, throughput in images/s.  Speedups are against ``isaac``.
+    ``area_budget_mm2`` / ``crossbar_budget``: the budgets of the pipelined definitions (default:
+    ISAAC-style dense's own area and crossbars, where it has nothing spare; a larger budget
+    lets every design, ISAAC included, replicate its slowest layers).
     """
     step = tech.timing["xbar_read_ns"] * 1e-9
     res = {s: [ppa.evaluate(L["stats"][s], cfg, tech, pixels=L["pixels"], periphery=periphery)
@@ -167,17 +175,22 @@ def network_ppa(layers: list[dict], cfg, tech: "ppa.Tech", periphery: dict | Non
            "speedup": {d: {} for d in DEFINITIONS}, "layers": []}
     isaac_area = sum(r["area_um2_total"] for r in res["isaac"])
     isaac_xbars = sum(r["crossbars"] for r in res["isaac"])
+    area_budget = isaac_area if area_budget_mm2 is None else float(area_budget_mm2) * 1e6
+    xbar_budget = isaac_xbars if crossbar_budget is None else int(crossbar_budget)
+    out["budgets"] = {"area_mm2": area_budget / 1e6, "crossbars": xbar_budget}
     for s in schemes:
         tot = ppa.combine(res[s])
         cyc = [r["cycles"] for r in res[s]]
         areas = [r["area_um2_total"] for r in res[s]]
         xbars = [r["crossbars"] for r in res[s]]
-        by_area = ppa.network_latency(cyc, pixels, step, sizes=areas, budget=isaac_area)
-        by_xbar = ppa.network_latency(cyc, pixels, step, sizes=xbars, budget=isaac_xbars)
+        by_area = ppa.network_latency(cyc, pixels, step, sizes=areas, budget=area_budget)
+        by_xbar = ppa.network_latency(cyc, pixels, step, sizes=xbars, budget=xbar_budget)
+        legacy_xbar = by_xbar if crossbar_budget is None else ppa.network_latency(
+            cyc, pixels, step, sizes=xbars, budget=isaac_xbars)
         # the earlier rule: replicas at ISAAC's crossbar count, latency = sum of the replicated
         # layer times; a design over that count kept one copy of each layer
-        legacy = by_area["sequential_s"] if by_xbar["over_budget"] \
-            else by_xbar["pipelined_latency_s"]
+        legacy = by_area["sequential_s"] if legacy_xbar["over_budget"] \
+            else legacy_xbar["pipelined_latency_s"]
         e_tot, a_tot = tot["energy_pj_total"], tot["area_um2_total"]
         out["schemes"][s] = {
             "energy_uj": e_tot / 1e6, "area_mm2": a_tot / 1e6, "crossbars": tot["crossbars"],
@@ -188,7 +201,7 @@ def network_ppa(layers: list[dict], cfg, tech: "ppa.Tech", periphery: dict | Non
             "latency_sequential_ms": by_area["sequential_s"] * 1e3,
             "pipelined_area": _pipe(by_area), "pipelined_crossbars": _pipe(by_xbar),
             "legacy_replication": {"latency_ms": legacy * 1e3,
-                                   "over_budget": by_xbar["over_budget"]},
+                                   "over_budget": legacy_xbar["over_budget"]},
         }
         for i, (L, r) in enumerate(zip(layers, res[s])):
             row = {"layer": L["name"], "scheme": s, "pixels": r["pixels"],
@@ -266,8 +279,10 @@ def format_ppa(net: dict, labels: dict | None = None) -> str:
             f"{v['latency_sequential_ms']:>12,.3f} "
             f"{_fmt(pa['throughput_ips'], ',.1f') if not pa['over_budget'] else 'over area':>11} "
             f"{spd:>34}")
+    b = net.get("budgets", {})
     lines.append(f"Speedups vs ISAAC-style dense under each definition (paper: "
-                 f"{net['paper_speedup']}x average):")
+                 f"{net['paper_speedup']}x average); pipeline budgets {b.get('area_mm2', 0):,.1f}"
+                 f" mm^2 and {b.get('crossbars', 0):,} crossbars:")
     for d, text in net["definitions"].items():
         lines.append(f"  {d}: {text}")
     return "\n".join(lines)

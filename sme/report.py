@@ -289,12 +289,13 @@ def unsized_error(net: Network) -> str:
 def build_report(net: Network, weights: dict[str, np.ndarray] | None, source: dict,
                  cfg: SMEConfig, *, seed: int = 0, scale: str = "channel",
                  synthetic: dict | None = None, progress=None, command: str = "",
-                 tech: str = "isaac32") -> dict:
+                 tech: str = "isaac32", budgets: dict | None = None) -> dict:
     """Compile every layer and assemble the report dict.  ``weights=None``: synthetic weights
     drawn layer by layer with ``synthetic`` parameters (kept out of memory between layers).
     ``tech``: the technology (name or file) for energy, area and latency (``rep["ppa"]``,
-    :func:`sme.ppa.network_ppa`).  Every conv layer needs its output size (input vectors per
-    image): a network without them (bare weights) raises :class:`ReportError`."""
+    :func:`sme.ppa.network_ppa`; ``budgets``: its ``area_budget_mm2`` / ``crossbar_budget``).
+    Every conv layer needs its output size (input vectors per image): a network without them
+    (bare weights) raises :class:`ReportError`."""
     if net.unsized:
         raise ReportError(unsized_error(net))
     technology = load_tech(tech)
@@ -311,7 +312,8 @@ def build_report(net: Network, weights: dict[str, np.ndarray] | None, source: di
     totals, lat, ratios = summarize(rows, cfg)
     layers = [{"name": r["layer"], "pixels": r["pixels"], "stats": r.pop("priced")} for r in rows]
     priced = network_ppa(layers, cfg, technology, load_periphery(cfg),
-                         [s for s in PPA_SCHEMES if s in layers[0]["stats"]]) if rows else None
+                         [s for s in PPA_SCHEMES if s in layers[0]["stats"]],
+                         **(budgets or {})) if rows else None
     budget = totals.get("xbars_isaac", 0)
     header = {"network": net.name, "layers": len(net.layers), "weights": net.weights,
               "macs": net.macs, "weight_source": source,
@@ -520,6 +522,10 @@ def _cmd(args) -> int:
             cfg = cfg.replace(adc_bits=args.adc_bits)
         syn = {"distribution": args.distribution, "prune": args.prune}
         net, weights, source = resolve(args.network, args.weights, args.seed, syn)
+        for flag, v in (("--budget-area", args.budget_area),
+                        ("--budget-crossbars", args.budget_crossbars)):
+            if v is not None and not v > 0:
+                raise ValueError(f"{flag} must be positive, not {v}")
         if args.input_size is not None:
             net = net.with_input_size(args.input_size)
         load_tech(args.tech)                   # a bad technology file fails before compiling
@@ -538,10 +544,15 @@ def _cmd(args) -> int:
                                            f" --prune {args.prune}")
                + (f" --layers {args.layers}" if args.layers else "")
                + (f" --input-size {args.input_size}" if args.input_size is not None else "")
-               + f" --tech {args.tech}")
+               + f" --tech {args.tech}"
+               + (f" --budget-area {args.budget_area}" if args.budget_area is not None else "")
+               + (f" --budget-crossbars {args.budget_crossbars}"
+                  if args.budget_crossbars is not None else ""))
     rep = build_report(net, weights, source, cfg, seed=args.seed, scale=args.scale,
                        synthetic=syn, progress=None if args.quiet else sys.stderr,
-                       command=command, tech=args.tech)
+                       command=command, tech=args.tech,
+                       budgets={"area_budget_mm2": args.budget_area,
+                                "crossbar_budget": args.budget_crossbars})
     text = format_summary(rep)
     print(text)
     paths = write_report(rep, args.out, plots=not args.no_plots)
@@ -577,6 +588,10 @@ def register(subparsers) -> None:
                         "sizes inferred along the chain, no pooling assumed)")
     p.add_argument("--tech", default="isaac32",
                    help="technology for energy/area/latency: isaac32 | neurram130 | a JSON file")
+    p.add_argument("--budget-area", type=float, default=None, metavar="MM2",
+                   help="area budget of the pipelined latency (default: ISAAC-style dense's)")
+    p.add_argument("--budget-crossbars", type=int, default=None, metavar="N",
+                   help="crossbar budget of the pipelined latency (default: ISAAC-style dense's)")
     p.add_argument("--no-plots", action="store_true")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd)

@@ -344,6 +344,24 @@ def test_network_ppa_totals_speedups_and_outputs():
     assert sppa.ppa_plot(net, "small")[:4] == b"\x89PNG"
 
 
+def test_network_ppa_budgets_let_every_design_replicate():
+    from sme import ppa as sppa
+    cfg, layers = _small_network()
+    tech = ppa.load_tech("isaac32")
+    base = sppa.network_ppa(layers, cfg, tech)
+    isaac_area = base["schemes"]["isaac"]["area_mm2"]
+    big = sppa.network_ppa(layers, cfg, tech, area_budget_mm2=3 * isaac_area,
+                           crossbar_budget=3 * base["schemes"]["isaac"]["crossbars"])
+    assert big["budgets"]["area_mm2"] == pytest.approx(3 * isaac_area)
+    for d in ("pipelined_area", "pipelined_crossbars"):
+        isaac = big["schemes"]["isaac"][d]
+        assert not isaac["over_budget"] and max(isaac["replicas"]) > 1
+        assert isaac["period_ms"] < base["schemes"]["isaac"][d]["period_ms"]
+    # the legacy rule keeps ISAAC's own crossbar count whatever the budgets
+    assert big["speedup"]["legacy_replication"] == base["speedup"]["legacy_replication"]
+    assert "pipeline budgets" in sppa.format_ppa(big)
+
+
 def test_cli_isaac_peak(capsys):
     from sme.cli import main
     assert main(["ppa", "--isaac-peak"]) == 0

@@ -262,3 +262,6 @@ def test_report_prices_every_design_and_not_the_floor(tmp_path, capsys):
     assert report.main(["--network", "mobilenet_v2", "--tech", str(tmp_path / "no.json"),
                         "--out", str(tmp_path / "x")]) == 2
     assert "cannot read technology file" in capsys.readouterr().err
+    assert report.main(["--network", "mobilenet_v2", "--budget-area", "-5",
+                        "--out", str(tmp_path / "x")]) == 2
+    assert "--budget-area must be positive, not -5.0" in capsys.readouterr().err
