@@ -27,11 +27,10 @@ Block-diagonal layers (grouped, depthwise) count only the crossbar tiles that in
 
 from __future__ import annotations
 
-import math
 
 import numpy as np
 
-from .config import SMEConfig
+from .config import SMEConfig, ceil_log2
 from .slicing import as_blocks, digits
 
 __all__ = ["baseline_stats", "BASELINES"]
@@ -126,7 +125,7 @@ def baseline_stats(blocks, shape=None, cfg: SMEConfig | None = None) -> dict:
         sre_total += int(acts.sum())
         sre_busiest = max(sre_busiest, int(per_xbar.max()))
         sre_rows += int(rows_nz.sum())
-    row_bits = max(1, math.ceil(math.log2(R)))
+    row_bits = ceil_log2(R)
     out["sre"] = {"crossbars": 2 * len(ext), "activations": A * sre_total,
                   "cycles": A * sre_busiest, "index_bits": sre_rows * row_bits,
                   "descriptor_bits": 0,

@@ -32,11 +32,10 @@ count and cycles per input vector = ``input_bits * steps``.
 
 from __future__ import annotations
 
-import math
 
 import numpy as np
 
-from .config import SMEConfig
+from .config import SMEConfig, ceil_log2
 from .program import ACT_FIELDS, Program, validate
 from .quantize import check_pattern
 from .slicing import (LayerError, as_blocks, bit_length, digits, min_digits_table,
@@ -46,10 +45,6 @@ __all__ = ["compile_matrix", "compile_blocks", "squeeze_rows", "index_widths", "
            "LayerError"]
 
 SQUEEZE_MODES = ("row", "segment")
-
-
-def _clog2(n: int) -> int:
-    return max(1, math.ceil(math.log2(n))) if n > 1 else 1
 
 
 def index_widths(cfg: SMEConfig, shape: tuple[int, int], squeeze: str,
@@ -62,10 +57,10 @@ def index_widths(cfg: SMEConfig, shape: tuple[int, int], squeeze: str,
     cell block (one activation) the class tag (output group, plane, sign).  An activation reads
     the entries of its enabled wordlines and its block's tag (:mod:`golden.ppa`).
     """
-    k_bits = _clog2(max(1, shape[0]))
+    k_bits = ceil_log2(max(1, shape[0]))
     if squeeze == "row":
-        return _clog2(cfg.weight_bits) + 1 + (k_bits if reorder else 0), 0
-    class_bits = _clog2(max(1, -(-shape[1] // cfg.ou_cols))) + _clog2(cfg.planes) + 1
+        return ceil_log2(cfg.weight_bits) + 1 + (k_bits if reorder else 0), 0
+    class_bits = ceil_log2(max(1, -(-shape[1] // cfg.ou_cols))) + ceil_log2(cfg.planes) + 1
     return k_bits, class_bits
 
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import math
 from typing import Any
 
 __all__ = ["ConfigError", "SMEConfig", "PRESETS", "preset", "PATTERNS"]
@@ -23,9 +22,10 @@ class ConfigError(ValueError):
     """An impossible or unsupported combination of configuration fields."""
 
 
-def _ceil_log2(n: int) -> int:
-    """Bits needed to count from 0 to ``n - 1`` (at least 1)."""
-    return max(1, math.ceil(math.log2(n))) if n > 1 else 1
+def ceil_log2(n: int) -> int:
+    """Width of a field that holds 0 .. n-1: ceil(log2 n), at least 1 bit (exact integers, the
+    project's one ceil-log2)."""
+    return max(1, (int(n) - 1).bit_length())
 
 
 @dataclasses.dataclass(frozen=True)
@@ -142,7 +142,7 @@ class SMEConfig:
     @property
     def lossless_adc_bits(self) -> int:
         """Smallest ADC resolution that never clips: ceil(log2(ou_rows*cell_max + 1))."""
-        return max(1, math.ceil(math.log2(self.ou_rows * self.cell_max + 1)))
+        return ceil_log2(self.ou_rows * self.cell_max + 1)
 
     @property
     def effective_adc_bits(self) -> int:
@@ -186,7 +186,7 @@ class SMEConfig:
 
     @property
     def input_index_bits(self) -> int:
-        return _ceil_log2(self.tile_inputs)
+        return ceil_log2(self.tile_inputs)
 
     @property
     def tile_steps(self) -> int:

@@ -19,11 +19,14 @@ def wrap_signed(v: int, width: int) -> int:
     return v - (1 << width) if v >> (width - 1) else v
 
 
-def splice_accumulate(cfg: SMEConfig, samples) -> tuple[list[int], int]:
-    """Accumulators (``cfg.tile_outputs`` of them) and clip count after ``samples``: an iterable
-    of ``(t, [(active, outgroup, plane, sign, shift, [sample per column], [clip per column])
-    per lane])`` (see ``golden.xbar.trace_samples``)."""
-    acc = [0] * cfg.tile_outputs
+def splice_accumulate(cfg: SMEConfig, samples, outputs: int | None = None,
+                      wrap: bool = True) -> tuple[list[int], int]:
+    """Accumulators and clip count after ``samples``: an iterable of ``(t, [(active, outgroup,
+    plane, sign, shift, [sample per column], [clip per column]) per lane])`` (see
+    ``golden.xbar.trace_samples``).  ``outputs`` accumulators (default: the tile's
+    ``cfg.tile_outputs``), wrapped to ``accumulator_bits`` as the hardware does unless ``wrap``
+    is false (a whole layer larger than a tile)."""
+    acc = [0] * (cfg.tile_outputs if outputs is None else outputs)
     clips = 0
     for t, lanes in samples:
         for active, og, plane, sign, shift, vals, clip in lanes:
@@ -33,4 +36,6 @@ def splice_accumulate(cfg: SMEConfig, samples) -> tuple[list[int], int]:
             for c, v in enumerate(vals):
                 acc[og * cfg.ou_cols + c] += (-1) ** sign * (v << sh)
                 clips += int(clip[c])
-    return [wrap_signed(a, cfg.accumulator_bits) for a in acc], clips
+    if wrap:
+        acc = [wrap_signed(a, cfg.accumulator_bits) for a in acc]
+    return acc, clips

@@ -29,7 +29,7 @@ transfer, ``last`` set on the final word only; as bytes, each word is little-end
     crc           zlib.crc32 of all previous words as little-endian bytes
 
 An item of w bits spans ceil(w/32) words, least significant word first, zero padded.  Field
-widths are ``bits(n)`` = the width that holds ``0 .. n-1`` (at least 1).
+widths are ``ceil_log2(n)`` = the width that holds ``0 .. n-1`` (at least 1).
 
 Error codes (:class:`TileError`) are those the tile controller reports; :func:`check_image` is the
 controller's loader in software and returns the code the tile must report for a frame.
@@ -39,12 +39,11 @@ from __future__ import annotations
 
 import enum
 import json
-import math
 import zlib
 
 import numpy as np
 
-from .config import SMEConfig
+from .config import SMEConfig, ceil_log2
 from .program import Program
 
 __all__ = ["MAGIC", "VERSION", "HEADER_WORDS", "HARDWARE_FIELDS", "TileError", "TileImageError",
@@ -71,11 +70,6 @@ class TileImageError(ValueError):
     """A program that does not fit the tile, or a malformed image."""
 
 
-def bits(n: int) -> int:
-    """Width of a field holding 0 .. n-1 (at least 1 bit)."""
-    return max(1, math.ceil(math.log2(n))) if n > 1 else 1
-
-
 #: Config fields the tile hardware depends on (the weight pattern and the name do not matter).
 HARDWARE_FIELDS = ("weight_bits", "cell_bits", "xbar_rows", "xbar_cols", "ou_rows", "ou_cols",
                    "input_bits", "tile_xbars", "tile_inputs", "tile_outputs")
@@ -99,9 +93,10 @@ def row_fields(cfg: SMEConfig) -> list[tuple[str, int]]:
 
 def desc_fields(cfg: SMEConfig) -> list[tuple[str, int]]:
     """Scalar descriptor fields, LSB first, then ``rows`` (ou_rows x :func:`row_fields`)."""
-    return [("active", 1), ("window", bits(cfg.windows)), ("colgroup", bits(cfg.colgroups)),
-            ("outgroup", bits(cfg.tile_outputs // cfg.ou_cols)), ("plane", bits(cfg.planes)),
-            ("sign", 1), ("shift", bits(cfg.max_shift + 1))]
+    return [("active", 1), ("window", ceil_log2(cfg.windows)),
+            ("colgroup", ceil_log2(cfg.colgroups)),
+            ("outgroup", ceil_log2(cfg.tile_outputs // cfg.ou_cols)),
+            ("plane", ceil_log2(cfg.planes)), ("sign", 1), ("shift", ceil_log2(cfg.max_shift + 1))]
 
 
 def desc_bits(cfg: SMEConfig) -> int:

@@ -16,8 +16,8 @@ import numpy as np
 
 from .program import Program
 
-__all__ = ["run", "predicted_cycles", "InputError", "check_inputs", "effective_weights",
-           "exact_matmul"]
+__all__ = ["run", "run_blocks", "predicted_cycles", "InputError", "check_inputs",
+           "effective_weights", "exact_matmul"]
 
 
 class InputError(ValueError):
@@ -176,4 +176,27 @@ def _bit_serial(p: Program, X, Y, risky, cells, chunk_elems: int):
         out = np.zeros((mc, width_out // cu, cu), dtype=np.int64)
         out[:, groups] = sums
         Y[m0:m0 + step] += out.reshape(mc, width_out)[:, :N]
+    return Y, clipped
+
+
+def run_blocks(p: Program, X: np.ndarray) -> tuple[np.ndarray, int]:
+    """:func:`run` evaluated the slow way, one issue at a time through the reference models of
+    the tile's blocks: the scheduler's issue trace (``golden.scheduler``), the crossbar's ADC
+    samples with clipping (``golden.xbar``) and the splice's shift-and-add
+    (``golden.splice``, accumulators not wrapped).  Independent of :func:`run`'s vectorized
+    shortcuts, so it checks results that clip, where ``x @ W`` says nothing.  Returns
+    ``(Y, clipped)`` like :func:`run`."""
+    from .scheduler import issue_trace
+    from .splice import splice_accumulate
+    from .xbar import trace_samples
+
+    X = check_inputs(X, p)
+    n_out = max(1, p.n_outgroups) * p.cfg.ou_cols
+    Y = np.zeros((len(X), p.shape[1]), dtype=np.int64)
+    clipped = 0
+    for m, x in enumerate(X):
+        acc, clips = splice_accumulate(p.cfg, trace_samples(p, issue_trace(p, x)),
+                                       outputs=n_out, wrap=False)
+        Y[m] = acc[:p.shape[1]]
+        clipped += clips
     return Y, clipped

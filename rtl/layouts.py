@@ -12,7 +12,7 @@ from amaranth.lib import data, enum, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from golden import tile_image as ti
-from golden.config import SMEConfig
+from golden.config import SMEConfig, ceil_log2
 
 __all__ = ["TileError", "Layouts", "MemWriteSignature"]
 
@@ -59,7 +59,7 @@ class Layouts:
         self.act = data.StructLayout({
             "active": 1, "window": f["window"], "colgroup": f["colgroup"],
             "bits": cfg.ou_rows, "tag": self.tag})
-        self.t = unsigned(ti.bits(cfg.input_bits))
+        self.t = unsigned(ceil_log2(cfg.input_bits))
         self.step = data.StructLayout({
             "t": self.t, "last": 1, "lanes": data.ArrayLayout(self.act, cfg.tile_xbars)})
         self.adc = unsigned(cfg.effective_adc_bits)
@@ -78,9 +78,9 @@ class Layouts:
                                          "clip_count": 32})
         self.x = data.ArrayLayout(unsigned(cfg.input_bits), cfg.tile_inputs)
         self.accs = data.ArrayLayout(self.acc, cfg.tile_outputs)
-        self.lane = unsigned(ti.bits(cfg.tile_xbars))
-        self.cell_addr = unsigned(ti.bits(cfg.windows * cfg.colgroups))
-        self.step_addr = unsigned(ti.bits(cfg.tile_steps))
+        self.lane = unsigned(ceil_log2(cfg.tile_xbars))
+        self.cell_addr = unsigned(ceil_log2(cfg.windows * cfg.colgroups))
+        self.step_addr = unsigned(ceil_log2(cfg.tile_steps))
         self.n_steps = unsigned((cfg.tile_steps).bit_length())
         self.k = unsigned(cfg.tile_inputs.bit_length())
         self.n = unsigned(cfg.tile_outputs.bit_length())

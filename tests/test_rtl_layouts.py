@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+from amaranth.hdl import Shape
 from amaranth.lib import data
 
 from golden import tile_image as ti
@@ -17,12 +18,29 @@ def _item(words):
 
 
 @pytest.mark.parametrize("name", PRESETS)
-def test_layout_sizes(name):
+def test_layout_fields_hold_their_range_in_fewest_bits(name):
+    """Every index field of the RTL layouts holds its largest legal value (taken from the
+    config, not from the width function that built the layouts), in as few bits as that
+    needs; the descriptor is as wide as the image's descriptor item."""
     cfg = preset(name)
     lay = Layouts(cfg)
+    d = lay.desc.members
+    largest = {"window": (d["window"], cfg.windows - 1),
+               "colgroup": (d["colgroup"], cfg.colgroups - 1),
+               "outgroup": (d["outgroup"], cfg.tile_outputs // cfg.ou_cols - 1),
+               "plane": (d["plane"], cfg.planes - 1), "shift": (d["shift"], cfg.max_shift),
+               "row index": (lay.row.members["index"], cfg.tile_inputs - 1),
+               "input bit t": (lay.t, cfg.input_bits - 1),
+               "lane": (lay.lane, cfg.tile_xbars - 1),
+               "cell address": (lay.cell_addr, cfg.windows * cfg.colgroups - 1),
+               "step address": (lay.step_addr, cfg.tile_steps - 1)}
+    for what, (shape, top) in largest.items():
+        w = Shape.cast(shape).width
+        assert top < 2 ** w, f"{what}: {top} does not fit {w} bits"
+        assert w == 1 or top >= 2 ** (w - 1), f"{what}: {w} bits where {top} needs fewer"
     assert lay.desc.size == ti.desc_bits(cfg)
-    assert lay.cell_word.size == ti.cell_bits_per_word(cfg)
-    assert [m.value for m in TileError] == [e.value for e in ti.TileError]
+    assert lay.cell_word.size == cfg.ou_rows * cfg.ou_cols * cfg.cell_bits
+    assert {m.name: m.value for m in TileError} == {e.name: e.value for e in ti.TileError}
 
 
 @pytest.mark.parametrize("name", PRESETS)

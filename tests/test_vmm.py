@@ -5,8 +5,8 @@ from hypothesis import strategies as st
 
 from golden.compiler import compile_blocks, compile_matrix
 from golden.config import preset
+from golden.scheduler import issue_trace
 from golden.vmm import InputError, predicted_cycles, run
-
 from sim.stimulus import input_vectors, random_q
 
 from .strategies import configs, layers
@@ -70,8 +70,19 @@ def test_clip_path_matches_bit_serial_definition():
     assert np.array_equal(Y, ref)
 
 
-def test_predicted_cycles(prog):
-    assert predicted_cycles(prog) == prog.cfg.input_bits * prog.n_steps == prog.stats["cycles"]
+@pytest.mark.parametrize("squeeze", ["row", "segment"])
+def test_predicted_cycles(squeeze):
+    """Cycles per vector counted two ways that do not use the formula: the scheduler model
+    issues one step per cycle (its trace has one entry per cycle), and the compiler's schedule
+    keeps the busiest crossbar issuing in every step, so a vector takes input_bits times that
+    crossbar's activation count."""
+    cfg = preset("tiny")
+    p = compile_matrix(random_q(np.random.default_rng(5), (30, 10), cfg, 0.7), cfg,
+                       squeeze=squeeze)
+    x = np.random.default_rng(1).integers(0, cfg.max_input + 1, 30)
+    busiest = int(np.bincount(p.acts["xbar"]).max())
+    assert predicted_cycles(p) == len(issue_trace(p, x)) == cfg.input_bits * busiest
+    assert p.stats["cycles"] == predicted_cycles(p)
 
 
 def _definition(p, X):
