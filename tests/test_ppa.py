@@ -367,3 +367,21 @@ def test_cli_isaac_peak(capsys):
     assert main(["ppa", "--isaac-peak"]) == 0
     out = capsys.readouterr().out
     assert "published 479.0" in out and "CE 396.3" in out
+
+
+def test_cli_ppa_program(tmp_path, capsys):
+    from golden.program import save
+    from sme.cli import main
+    cfg = preset("default")
+    p = compile_blocks(random_q(np.random.default_rng(2), (100, 20), cfg, 0.5), None, cfg,
+                       squeeze="segment")
+    path = tmp_path / "p.smeprog"
+    save(p, path)
+    assert main(["ppa", "--program", str(path), "--pixels", "4", "--json"]) == 0
+    res = json.loads(capsys.readouterr().out)
+    want = ppa.evaluate(p, cfg, ppa.load_tech("isaac32"), pixels=4,
+                        periphery=ppa.load_periphery(cfg))
+    assert res["energy_pj_total"] == pytest.approx(want["energy_pj_total"])
+    assert res["area_um2"]["digital_periphery"] > 0
+    assert main(["ppa", "--program", str(path)]) == 0
+    assert "energy per image" in capsys.readouterr().out
