@@ -13,7 +13,8 @@ import dataclasses
 import json
 from typing import Any
 
-__all__ = ["ConfigError", "SMEConfig", "PRESETS", "preset", "PATTERNS"]
+__all__ = ["ConfigError", "SMEConfig", "PRESETS", "preset", "PATTERNS", "PATTERN_POINTS",
+           "pattern_point"]
 
 PATTERNS = ("window", "max_ones", "uniform", "fragment")
 
@@ -246,3 +247,28 @@ def preset(name: str) -> SMEConfig:
     except KeyError:
         raise ConfigError(f"unknown preset {name!r}; known presets: {', '.join(PRESETS)}") \
             from None
+
+
+#: Named bit-pattern settings (config field changes) compared by ``sme report --frontier`` and
+#: ``sme digits``: today's per-weight window-3 default first, then no pattern, max-ones-2 and the
+#: fragment pattern (shared exponent per packing unit) with k-bit mantissas, two signs or one.
+PATTERN_POINTS: dict[str, dict] = {
+    "window-3": dict(pattern="window", window=3),
+    "uniform": dict(pattern="uniform"),
+    "max-ones-2": dict(pattern="max_ones", max_ones=2),
+    **{f"fragment-{k}": dict(pattern="fragment", fragment_bits=k, fragment_sign=False)
+       for k in (4, 3, 2)},
+    **{f"fragment-{k}-sign": dict(pattern="fragment", fragment_bits=k, fragment_sign=True)
+       for k in (4, 3, 2, 1)},
+}
+
+
+def pattern_point(cfg: SMEConfig, label: str) -> SMEConfig:
+    """``cfg`` with the pattern fields of the named :data:`PATTERN_POINTS` entry (a clear error
+    naming the known labels otherwise)."""
+    try:
+        changes = PATTERN_POINTS[label]
+    except KeyError:
+        raise ConfigError(f"unknown pattern point {label!r}; known: "
+                          f"{', '.join(PATTERN_POINTS)}") from None
+    return cfg.replace(**changes)

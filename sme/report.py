@@ -71,7 +71,7 @@ from golden.config import ConfigError, SMEConfig, preset
 from golden.fileio import atomic_write_bytes
 from golden.ppa import layer_stats, load_periphery, load_tech, replicas
 from golden.program import Program
-from golden.quantize import choose_scale, project_levels
+from golden.quantize import admm_reconstruct, allowed_magnitudes, choose_scale, project_levels
 
 from .ppa import PPA_SCHEMES, format_ppa, network_ppa, ppa_csv, ppa_plot
 from .workloads.importers import ImportError_, describe_source, load as load_model
@@ -97,24 +97,96 @@ PAPER = {"resnet50": 8.7, "mobilenet_v2": 2.1, "speedup": 3.1}
 # ---- per layer ------------------------------------------------------------------------------
 
 def quantize_layer(layer: Layer, w: np.ndarray, cfg: SMEConfig, rng: np.random.Generator,
-                   scale: str = "channel") -> np.ndarray:
-    """Integer weights (PyTorch layout, int64) on ``cfg``'s pattern (see the module docstring)."""
+                   scale: str = "channel", *, gram: np.ndarray | None = None,
+                   return_scale: bool = False):
+    """Integer weights (PyTorch layout, int64) on ``cfg``'s pattern (see the module docstring).
+
+    The ``fragment`` pattern groups weights across output channels, so it is projected on the
+    blocks of the layer matrix (:func:`golden.networks.layer_blocks`, each with its column
+    offset; a depthwise layer's fragments hold one weight), and its channel-RMS scale factor a*
+    is searched over :func:`golden.quantize.choose_scale`'s fractions on at most 16,384 weights
+    in whole sampled rows.  ``gram`` (the K x K Gram matrix X^T X / M of calibration inputs of
+    a layer with ``groups == 1``): the integers come from layer-wise ADMM on the output error
+    (:func:`golden.quantize.admm_reconstruct`) at the same scales.  ``return_scale``: return
+    ``(q, alpha)`` with alpha the per-channel scales, shape (Cout,).
+    """
     flat = np.asarray(w, dtype=np.float64).reshape(layer.cout, -1)
     if scale == "channel":
         rms = np.sqrt(np.mean(flat ** 2, axis=1, keepdims=True))
         rms = np.where(rms > 0, rms, 1.0)
-        pooled = (flat / rms).ravel()
-        if pooled.size > 16384:
-            pooled = pooled[rng.choice(pooled.size, 16384, replace=False)]
-        alpha = choose_scale(pooled, cfg) * rms
+        if cfg.pattern == "fragment":
+            alpha = _fragment_scale(layer, flat / rms, cfg, rng) * rms
+        else:
+            pooled = (flat / rms).ravel()
+            if pooled.size > 16384:
+                pooled = pooled[rng.choice(pooled.size, 16384, replace=False)]
+            alpha = choose_scale(pooled, cfg) * rms
     elif scale == "layer":
         sub = flat.ravel()
         if sub.size > 65536:
             sub = sub[rng.choice(sub.size, 65536, replace=False)]
-        alpha = choose_scale(sub, cfg)
+        alpha = choose_scale(sub, cfg) if cfg.pattern != "fragment" else \
+            _fragment_scale(layer, flat, cfg, rng)
+        alpha = np.broadcast_to(alpha, (layer.cout, 1))
     else:
         raise ValueError(f"scale must be 'channel' or 'layer', not {scale!r}")
-    return project_levels(flat / alpha, cfg).reshape(layer.weight_shape)
+    if gram is not None and layer.groups == 1:
+        qt, _ = admm_reconstruct(flat.T, gram, cfg, alpha=alpha.T)
+        q = qt.T
+    elif cfg.pattern == "fragment":
+        q = _project_fragments(flat / alpha, layer.groups, cfg)
+    else:
+        q = project_levels(flat / alpha, cfg)
+    q = q.reshape(layer.weight_shape)
+    return (q, np.ravel(alpha).copy()) if return_scale else q
+
+
+def _project_fragments(flat: np.ndarray, groups: int, cfg: SMEConfig,
+                       first: int = 0) -> np.ndarray:
+    """Fragment projection of scaled weights ``flat`` (Cout x K_g) on the blocks of the layer
+    matrix, each with its column offset.  Blocks whose offsets keep the output-group alignment
+    (a dense layer, groups of a multiple of ``ou_cols`` outputs, or one output per group as in a
+    depthwise layer, whose fragments then hold a single weight) go in one call.  ``first``:
+    the group index of the first block (its column offset is ``first * ng``); ``groups`` may be
+    an array of group indices."""
+    idx = np.arange(groups) + first if np.ndim(groups) == 0 else np.asarray(groups)
+    g = len(idx)
+    ng = flat.shape[0] // g
+    blk = flat.reshape(g, ng, -1)
+    if g == 1 and idx[0] == 0 or ng == 1 or ng % cfg.ou_cols == 0:
+        q = project_levels(blk.transpose(0, 2, 1).reshape(-1, ng), cfg)
+        return q.reshape(g, -1, ng).transpose(0, 2, 1).reshape(flat.shape)
+    return np.concatenate([project_levels(blk[j].T, cfg, col0=int(i) * ng).T
+                           for j, i in enumerate(idx)])
+
+
+def _fragment_scale(layer: Layer, flat: np.ndarray, cfg: SMEConfig,
+                    rng: np.random.Generator, sample: int = 16384) -> float:
+    """One scale for normalised weights ``flat`` (Cout x K_g) on the fragment pattern: the
+    :func:`golden.quantize.choose_scale` search, on at most ``sample`` weights in whole input
+    rows of the layer matrix (rows of a dense layer, whole groups of a grouped one)."""
+    top = float(allowed_magnitudes(cfg)[-1])
+    amax = float(np.max(np.abs(flat))) if flat.size else 0.0
+    base = amax / top if amax > 0 else 1.0
+    g, ng = layer.groups, layer.n_group
+    sub = flat.reshape(g, ng, -1)
+    if g > 1:
+        groups = np.sort(rng.choice(g, min(g, max(1, sample // max(1, sub[0].size))),
+                                    replace=False))
+        sub = sub[groups]
+    else:
+        groups = 1
+        take = min(sub.shape[2], max(1, sample // max(1, ng)))
+        sub = sub[:, :, np.sort(rng.choice(sub.shape[2], take, replace=False))]
+    s = sub.reshape(-1, sub.shape[2])
+    best, best_err = base, None
+    for f in np.linspace(0.25, 1.0, 30):
+        a = base * f
+        q = _project_fragments(s / a, groups, cfg)
+        err = float(np.sum((q * a - s) ** 2))
+        if best_err is None or err < best_err:
+            best, best_err = a, err
+    return best
 
 
 def worst_case_clipped(p: Program, chunk: int = 1 << 18) -> int:

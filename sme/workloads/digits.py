@@ -37,7 +37,7 @@ from pathlib import Path
 
 import numpy as np
 
-from golden.config import SMEConfig, preset
+from golden.config import PATTERNS, SMEConfig, pattern_point, preset
 from golden.fileio import atomic_write_bytes
 from golden.quantize import ADMMState, check_pattern, quantize
 
@@ -221,7 +221,8 @@ def _run(cfg, seed, epochs, admm_epochs, bias_epochs, c1, c2, rho, patterns, log
     log(f"float: test accuracy {res['float_acc']:.4f}, after the same fine-tuning without "
         f"ADMM {res['float_finetuned_acc']:.4f}")
     for pat in patterns:
-        pc = cfg.replace(pattern=pat)
+        # a pattern name, or a label of golden.config.PATTERN_POINTS (fragment patterns, ...)
+        pc = cfg.replace(pattern=pat) if pat in PATTERNS else pattern_point(cfg, pat)
         rounded, qs = dict(p), []
         for k in WEIGHTS:
             q, alpha = quantize(p[k], pc, axis=0)
@@ -236,7 +237,7 @@ def _run(cfg, seed, epochs, admm_epochs, bias_epochs, c1, c2, rho, patterns, log
             pa[k] = states[k].finalize(pa[k])
         qs = [states[k].integers(pa[k]) for k in WEIGHTS]
         for q in qs:
-            check_pattern(q, pc)                    # raises if any weight is off the pattern
+            check_pattern(q, pc, out_axis=0)        # raises if any weight is off the pattern
         entry["admm_proj_acc"] = accuracy(pa, xte, yte)
         if bias_epochs:
             pa = train(pa, xtr, ytr, bias_epochs, arng, lr=1e-3, keys=("b1", "b2", "b3"))
@@ -277,14 +278,20 @@ def _cmd(args) -> int:
         if args.weight_bits is not None:
             cfg = cfg.replace(weight_bits=args.weight_bits,
                               window=min(cfg.window, args.weight_bits),
-                              max_ones=min(cfg.max_ones, args.weight_bits))
+                              max_ones=min(cfg.max_ones, args.weight_bits),
+                              fragment_bits=min(cfg.fragment_bits, args.weight_bits))
+        patterns = tuple(p for p in args.patterns.split(",") if p)
+        for pat in patterns:                # fail before any training
+            if pat not in PATTERNS:
+                pattern_point(cfg, pat)
     except ConfigError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     sched = dict(FAST if args.fast else FULL)
     if args.epochs is not None:
         sched["epochs"] = args.epochs
-    res = run(cfg, seed=args.seed, log=lambda m: print(m, file=sys.stderr), **sched)
+    res = run(cfg, seed=args.seed, log=lambda m: print(m, file=sys.stderr), patterns=patterns,
+              **sched)
     print(format_table(res))
     if args.out:
         out = Path(args.out)
@@ -306,6 +313,9 @@ def register(subparsers) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--epochs", type=int, default=None, help="float training epochs")
     p.add_argument("--fast", action="store_true", help="the reduced form run by the tests")
+    p.add_argument("--patterns", default="window,max_ones,uniform",
+                   help="comma-separated pattern names or pattern points of "
+                        "golden.config.PATTERN_POINTS (e.g. fragment-3,fragment-2-sign)")
     p.add_argument("--out", default=None, help="directory for digits.json and digits.txt")
     p.set_defaults(func=_cmd)
 
