@@ -590,7 +590,67 @@ def resolve(network: str, weights: str | None, seed: int, synthetic: dict):
     return imp.network, imp.weights, imp.source
 
 
+def _frontier_cmd(args) -> int:
+    """``sme report --frontier`` (see :mod:`sme.frontier`)."""
+    from golden.config import PATTERN_POINTS
+    from . import frontier as F
+
+    labels = tuple(x for x in args.points.split(",") if x) if args.points else F.DEFAULT_LABELS
+    try:
+        cfg = preset(args.preset)
+        unknown = [x for x in labels if x not in PATTERN_POINTS]
+        if unknown or not labels:
+            raise ConfigError(f"unknown pattern point(s) {', '.join(unknown) or '(none)'}; "
+                              f"known: {', '.join(PATTERN_POINTS)}")
+        if "window-3" not in labels:
+            labels = ("window-3",) + labels             # the reference of the bar
+        grams = evaluate = None
+        if args.calib or args.fidelity_images:
+            from .infer.calibration import layer_grams
+            from .infer.models import load_images, load_network
+            net = builtin_network(args.network) if args.network in NETWORKS else None
+            if net is None:
+                raise ConfigError("--calib / --fidelity-images need a built-in network")
+            graph = load_network(args.network, args.weights)
+            weights, source = F.graph_weights(graph, net), dict(graph.source)
+            source.setdefault("kind", "file")
+            x, _, _, calib_x, _ = load_images(graph, "bundled", limit=args.fidelity_images or 1,
+                                              calib=max(args.calib, 1), seed=args.seed)
+            if args.calib:
+                grams = layer_grams(graph, calib_x)
+            if args.fidelity_images:
+                evaluate = F.golden_evaluator(graph, x, calib_x)
+        else:
+            syn = {"distribution": args.distribution, "prune": args.prune}
+            net, weights, source = resolve(args.network, args.weights, args.seed, syn)
+    except (ConfigError, ImportError_, ValueError, OSError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    if args.layers:
+        net = net.subset(args.layers)
+    command = (f"sme report --frontier --network {args.network} --preset {args.preset} "
+               f"--seed {args.seed}" + (f" --weights {args.weights}" if args.weights else "")
+               + (f" --points {args.points}" if args.points else "")
+               + (f" --calib {args.calib}" if args.calib else "")
+               + (f" --fidelity-images {args.fidelity_images}" if args.fidelity_images else "")
+               + (f" --layers {args.layers}" if args.layers else ""))
+    bar = None if args.quiet else Progress(1, sys.stderr, interval=10)
+
+    def progress(done, total, label):
+        if bar is not None:
+            bar.total = total
+            bar(done, label)
+    rep = F.frontier(net, weights, source, cfg, labels=labels, seed=args.seed, grams=grams,
+                     evaluate=evaluate, progress=progress, command=command)
+    print(F.format_frontier(rep))
+    paths = F.write_frontier(rep, args.out, plots=not args.no_plots)
+    print(f"wrote {len(paths)} files to {args.out}/")
+    return 0
+
+
 def _cmd(args) -> int:
+    if args.frontier:
+        return _frontier_cmd(args)
     try:
         cfg = preset(args.preset)
         if args.adc_bits is not None:
@@ -669,6 +729,16 @@ def register(subparsers) -> None:
                    help="crossbar budget of the pipelined latency (default: ISAAC-style dense's)")
     p.add_argument("--no-plots", action="store_true")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--frontier", action="store_true",
+                   help="every (bit pattern, squeeze) point: crossbars, index, error, fidelity "
+                        "(frontier.txt/.json/.csv/.png)")
+    p.add_argument("--points", default=None,
+                   help="--frontier: comma-separated pattern points (default: all of "
+                        "golden.config.PATTERN_POINTS)")
+    p.add_argument("--calib", type=int, default=0,
+                   help="--frontier: calibration images for layer-wise ADMM (real weights)")
+    p.add_argument("--fidelity-images", type=int, default=0,
+                   help="--frontier: bundled images for the golden-backend fidelity proxy")
     p.set_defaults(func=_cmd)
 
 

@@ -103,14 +103,18 @@ class GoldenBackend:
 
     ``cfg``: the design config (``pattern`` overrides its pattern, ``adc_bits`` its ADC);
     ``squeeze``: ``"row"`` or ``"segment"``; ``path``: ``"fast"`` or ``"exact"``; ``faults``:
-    :class:`~golden.faults.FaultRates` or None; ``seed``: fault seed.
+    :class:`~golden.faults.FaultRates` or None; ``seed``: fault seed; ``weights``: optional
+    pre-quantized integers ``{layer name: (q, alpha)}`` (q int in PyTorch layout ``(Cout,
+    Cin/groups, kh, kw)`` or ``(Cout, K_g)`` on the config's pattern, alpha the ``Cout``
+    per-channel scales of the op's float weight) used instead of quantizing in ``prepare``
+    (layer-wise ADMM reconstruction, :mod:`sme.frontier`).
     """
 
     name = "golden"
 
     def __init__(self, cfg: SMEConfig, pattern: str | None = None, squeeze: str = "row",
                  path: str = "fast", faults: FaultRates | None = None, seed: int = 0,
-                 percentile: float = 99.99):
+                 percentile: float = 99.99, weights: dict | None = None):
         if pattern is not None:
             cfg = cfg.replace(pattern=pattern)
         if path not in PATHS:
@@ -127,6 +131,7 @@ class GoldenBackend:
         self.layers: dict[str, LayerPlan] = {}
         #: set to a dict to record every matmul's integer result, per layer name (checks)
         self.trace: dict[str, list[np.ndarray]] | None = None
+        self.weights = weights or {}
 
     # ---- prepare ----------------------------------------------------------------------------
     def prepare(self, ops) -> None:
@@ -139,11 +144,17 @@ class GoldenBackend:
             raise BackendError(f"{op.name}: weight must be (groups, K_g, N_g), got {w.shape}")
         groups, k_g, n_g = w.shape
         per_channel = w.transpose(0, 2, 1).reshape(groups * n_g, k_g)        # channel rows
-        q, alpha = quantize(per_channel, self.cfg, axis=0)
+        given = op.name in self.weights
+        if given:
+            q, alpha = self.weights[op.name]
+            q = np.asarray(q, dtype=np.int64).reshape(groups * n_g, k_g)
+            alpha = np.asarray(alpha, dtype=np.float64).reshape(-1)
+        else:
+            q, alpha = quantize(per_channel, self.cfg, axis=0)
         q = q.reshape(groups, n_g, k_g).transpose(0, 2, 1)                    # groups, K_g, N_g
         blocks = [(g * k_g, g * n_g, q[g]) for g in range(groups)]
         part = gpart.partition_layer(blocks, (groups * k_g, groups * n_g), self.cfg,
-                                     squeeze=self.squeeze, check=False,
+                                     squeeze=self.squeeze, check=given,
                                      meta={"layer": op.name})
         if self.faults is not None:
             part = inject_partition(part, self.faults, self.seed, (index,))

@@ -1,0 +1,113 @@
+"""The frontier: fragment-pattern layer quantization, every (pattern, squeeze) point, the bar."""
+
+import numpy as np
+import pytest
+
+from golden.config import PATTERN_POINTS, pattern_point, preset
+from golden.quantize import check_pattern, output_error, project_levels
+from sme import frontier as F
+from sme import report
+from sme.cli import main
+from sme.workloads.networks import Layer, Network, layer_blocks
+
+# a dense conv, a depthwise conv, a grouped conv whose groups (3 outputs) straddle the output
+# groups of ou_cols = 8, and an fc layer
+NET = Network("small", (Layer("c1", 3, 16, 3, 3, 1, 1, 6, 6),
+                        Layer("dw", 16, 16, 3, 3, 1, 16, 6, 6),
+                        Layer("gc", 16, 12, 1, 1, 1, 4, 6, 6),
+                        Layer("fc", 12, 10, kind="fc")))
+
+
+def _weights(seed=0):
+    rng = np.random.default_rng(seed)
+    return {lay.name: rng.laplace(size=lay.weight_shape) for lay in NET.layers}
+
+
+@pytest.mark.parametrize("label", ["fragment-3", "fragment-2-sign", "window-3"])
+def test_quantize_layer_is_on_the_pattern_of_the_layer_matrix(label):
+    """Every block of every layer obeys the pattern at its column offset; the scales
+    reproduce the weights."""
+    cfg = pattern_point(preset("default"), label)
+    for i, (lay, w) in enumerate(zip(NET.layers, _weights().values())):
+        q, alpha = report.quantize_layer(lay, w, cfg, np.random.default_rng(i),
+                                         return_scale=True)
+        assert q.shape == lay.weight_shape and alpha.shape == (lay.cout,)
+        for _, c0, b in layer_blocks(lay, q):
+            check_pattern(b, cfg, col0=c0)
+        approx = q.reshape(lay.cout, -1) * alpha[:, None]
+        flat = w.reshape(lay.cout, -1)
+        assert np.linalg.norm(approx - flat) < 0.6 * np.linalg.norm(flat)
+
+
+def test_fragment_projection_of_a_layer_is_nearest_per_block():
+    """The batched projection equals the block-by-block one (alignment of grouped layers)."""
+    cfg = pattern_point(preset("default"), "fragment-2")
+    lay = NET.layers[2]
+    w = np.random.default_rng(3).laplace(size=lay.weight_shape) * 30
+    q = report._project_fragments(w.reshape(lay.cout, -1), lay.groups, cfg)
+    for g, c0, b in layer_blocks(lay, w):
+        ref = project_levels(b, cfg, col0=c0)
+        assert np.array_equal(q[c0:c0 + lay.n_group].T, ref)
+
+
+def test_frontier_points_and_bar():
+    grams = {lay.name: np.stack([np.eye(lay.k_group) + 0.5] * lay.groups)
+             for lay in NET.layers}
+    labels = ("window-3", "fragment-3", "fragment-1-sign")
+    rep = F.frontier(NET, _weights(), {"kind": "synthetic"}, preset("default"), labels=labels,
+                     grams=grams)
+    pts = rep["points"]
+    assert [(p["pattern"], p["squeeze"]) for p in pts] == [
+        (lab, m) for lab in labels for m in ("row", "segment")]
+    for p in pts:
+        assert p["crossbars"] > 0 and p["vs_isaac"] <= p["floor_vs_isaac"] + 1e-9
+        assert p["descriptor_bits"] > 0 and p["output_error"] is not None
+    # one sign and one mantissa bit per fragment: at most one unit per fragment
+    seg = {p["pattern"]: p for p in pts if p["squeeze"] == "segment"}
+    assert seg["fragment-1-sign"]["crossbars"] <= seg["fragment-3"]["crossbars"] \
+        <= seg["window-3"]["crossbars"]
+    chosen = rep["chosen"]
+    if chosen is not None:
+        c = next(p for p in pts if (p["pattern"], p["squeeze"]) == (chosen["pattern"],
+                                                                    chosen["squeeze"]))
+        assert c["vs_isaac"] >= F.BAR["vs_isaac"]
+    for a in rep["pareto"]:
+        pa = next(p for p in pts if (p["pattern"], p["squeeze"]) == tuple(a))
+        assert not any(o["vs_isaac"] > pa["vs_isaac"] and o["output_error"]
+                       < pa["output_error"] for o in pts)
+
+
+def test_choose_applies_every_condition():
+    ref = {"pattern": "window-3", "squeeze": "segment", "vs_isaac": 3.0,
+           "index_per_weight": 12.0, "weight_error": 0.05}
+    good = {"pattern": "fragment-2", "squeeze": "segment", "vs_isaac": 6.0,
+            "index_per_weight": 3.5, "weight_error": 0.05}
+    assert F.choose([ref, good], 8) == {"pattern": "fragment-2", "squeeze": "segment"}
+    for change in ({"vs_isaac": 3.9}, {"index_per_weight": 4.1}, {"weight_error": 0.051}):
+        assert F.choose([ref, {**good, **change}], 8) is None, change
+
+
+def test_admm_in_the_frontier_beats_projection_on_correlated_inputs():
+    lay = NET.layers[0]
+    rng = np.random.default_rng(5)
+    x = np.maximum(rng.normal(size=(500, lay.k_group)) @ rng.normal(size=(lay.k_group,) * 2), 0)
+    gram = (x.T @ x / len(x))[None]
+    w = _weights()["c1"]
+    cfg = pattern_point(preset("default"), "fragment-2-sign")
+    row, q, alpha = F.layer_point(lay, 0, w, cfg, gram=gram)
+    flat = w.reshape(lay.cout, -1)
+    q0 = report.quantize_layer(lay, w, cfg, np.random.default_rng([0, 0, 1]))
+    plain = output_error(flat.T, (q0.reshape(lay.cout, -1) * alpha[:, None]).T, gram[0])
+    assert row["output_error"] < plain
+
+
+def test_cli_frontier_rejects_an_unknown_point(tmp_path, capsys):
+    rc = main(["report", "--frontier", "--network", "resnet50", "--layers", "1",
+               "--points", "fragment-9", "--out", str(tmp_path / "f")])
+    assert rc == 2 and "unknown pattern point" in capsys.readouterr().err
+    assert not (tmp_path / "f").exists()
+
+
+def test_pattern_points_are_valid_configs():
+    for label in PATTERN_POINTS:
+        pattern_point(preset("default"), label)
