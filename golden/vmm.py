@@ -12,12 +12,14 @@ memory.
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 
 from .program import Program
 
 __all__ = ["run", "run_blocks", "predicted_cycles", "InputError", "check_inputs",
-           "effective_weights", "exact_matmul"]
+           "effective_weights", "exact_matmul", "run_plan", "RunPlan"]
 
 
 class InputError(ValueError):
@@ -93,50 +95,37 @@ def exact_matmul(X: np.ndarray, W: np.ndarray, max_input: int) -> np.ndarray:
     return X.astype(np.int64) @ W.astype(np.int64)
 
 
-def run(p: Program, X: np.ndarray, chunk_elems: int = 1 << 24) -> tuple[np.ndarray, int]:
-    """Run input vectors ``X`` (M x K, or one vector of K) through program ``p``.
+@dataclasses.dataclass
+class RunPlan:
+    """What :func:`run` derives from a program before it sees inputs (:func:`run_plan`); build
+    it once to run many batches through the same program.  Only valid while the program's
+    arrays are unchanged."""
+    program: Program
+    safe_w: np.ndarray | None          # K x N: the activations that cannot clip, lossless
+    risky: np.ndarray                  # indices of the others, sorted by output group
+    starts: np.ndarray                 # first risky activation of each output group
+    groups: np.ndarray                 # the output group of each run
+    weights: np.ndarray                # signed significance of each risky activation
+    idx: np.ndarray                    # (n, ou_rows) input index per wordline (off: 0)
+    spans: list                        # wordline groups (r0, r1) of the tables
+    tables: list                       # per group: column sums per bit pattern
+    packed: bool                       # tables hold ou_cols uint8 lanes in one word
 
-    Returns ``(Y, clipped)``: Y int64 (M x N) and the number of clipped ADC samples.
 
-    How (the result is the definition's, bit for bit): an activation whose column sums cannot
-    exceed the ADC range even with every enabled wordline high never clips, so its input bits
-    need not be applied one at a time (sum_t 2^t (bits_t . cells) = x . cells); all such
-    activations together are one exact integer product ``X @ W_safe``.  The others run input
-    bit by input bit: the bit pattern of each group of up to five wordlines indexes a
-    precomputed table of that group's column sums, the groups' sums are added, clipped at
-    ``adc_max`` and counted, shifted by t and accumulated; samples are spliced per output
-    group.  ``chunk_elems`` bounds the temporary arrays.
-    """
+def run_plan(p: Program) -> RunPlan:
     cfg = p.cfg
-    X = check_inputs(X, p)
-    M, (K, N) = X.shape[0], p.shape
-    Y = np.zeros((M, N), dtype=np.int64)
-    if p.n_act == 0 or M == 0:
-        return Y, 0
+    ru, cu = cfg.ou_rows, cfg.ou_cols
     cells = _act_cells(p)
     may_clip = cells.sum(axis=1, dtype=np.int64).max(axis=1) > cfg.adc_max
     safe = np.flatnonzero(~may_clip)
-    if len(safe):
-        Y += exact_matmul(X, _matrix(p, safe, cells), cfg.max_input)
+    safe_w = _matrix(p, safe, cells) if len(safe) else None
     risky = np.flatnonzero(may_clip)
-    if len(risky) == 0:
-        return Y, 0
-    return _bit_serial(p, X, Y, risky, cells, chunk_elems)
-
-
-def _bit_serial(p: Program, X, Y, risky, cells, chunk_elems: int):
-    cfg = p.cfg
-    M, N = Y.shape
-    ru, cu = cfg.ou_rows, cfg.ou_cols
-    a = p.acts
-    og = a["outgroup"][risky].astype(np.int64)
+    og = p.acts["outgroup"][risky].astype(np.int64)
     order = np.argsort(og, kind="stable")
     risky, og = risky[order], og[order]
-    starts = np.flatnonzero(np.r_[True, og[1:] != og[:-1]])
-    groups = og[starts]
-    n = len(risky)
+    starts = np.flatnonzero(np.r_[True, og[1:] != og[:-1]]) if len(og) else \
+        np.zeros(0, dtype=np.int64)
     c = cells[risky]                                                  # n, ru, cu
-    w = _act_weights(p)[risky]
     idx = np.where(p.inputs[risky] >= 0, p.inputs[risky], 0)          # off rows: zero cells
     # Column-sum tables of wordline groups of up to 5 rows: T[i, pattern, c].
     width = min(ru, 5)
@@ -148,6 +137,48 @@ def _bit_serial(p: Program, X, Y, risky, cells, chunk_elems: int):
         t = np.einsum("pr,nrc->npc", pats.astype(np.int64), c[:, r0:r1].astype(np.int64))
         t = t.astype(np.uint8 if packed else np.int64)
         tables.append(np.ascontiguousarray(t).view(f"u{cu}")[..., 0] if packed else t)
+    return RunPlan(p, safe_w, risky, starts, og[starts], _act_weights(p)[risky], idx, spans,
+                   tables, packed)
+
+
+def run(p: Program, X: np.ndarray, chunk_elems: int = 1 << 24,
+        plan: RunPlan | None = None) -> tuple[np.ndarray, int]:
+    """Run input vectors ``X`` (M x K, or one vector of K) through program ``p``.
+
+    Returns ``(Y, clipped)``: Y int64 (M x N) and the number of clipped ADC samples.
+
+    How (the result is the definition's, bit for bit): an activation whose column sums cannot
+    exceed the ADC range even with every enabled wordline high never clips, so its input bits
+    need not be applied one at a time (sum_t 2^t (bits_t . cells) = x . cells); all such
+    activations together are one exact integer product ``X @ W_safe``.  The others run input
+    bit by input bit: the bit pattern of each group of up to five wordlines indexes a
+    precomputed table of that group's column sums, the groups' sums are added, clipped at
+    ``adc_max`` and counted, shifted by t and accumulated; samples are spliced per output
+    group.  ``chunk_elems`` bounds the temporary arrays.  ``plan``: :func:`run_plan` of ``p``,
+    when the caller runs many batches.
+    """
+    cfg = p.cfg
+    X = check_inputs(X, p)
+    M, (K, N) = X.shape[0], p.shape
+    Y = np.zeros((M, N), dtype=np.int64)
+    if p.n_act == 0 or M == 0:
+        return Y, 0
+    if plan is None:
+        plan = run_plan(p)
+    elif plan.program is not p:
+        raise ValueError("the run plan belongs to another program")
+    if plan.safe_w is not None:
+        Y += exact_matmul(X, plan.safe_w, cfg.max_input)
+    if len(plan.risky) == 0:
+        return Y, 0
+    return _bit_serial(plan, X, Y, chunk_elems)
+
+
+def _bit_serial(plan: RunPlan, X, Y, chunk_elems: int):
+    cfg = plan.program.cfg
+    M, N = Y.shape
+    ru, cu = cfg.ou_rows, cfg.ou_cols
+    n = len(plan.risky)
     acc_t = np.int32 if cfg.effective_adc_bits + cfg.input_bits < 31 else np.int64
     in_t = np.uint16 if cfg.input_bits <= 16 else np.int64
     ar = np.arange(n)[None, :]
@@ -155,26 +186,26 @@ def _bit_serial(p: Program, X, Y, risky, cells, chunk_elems: int):
     step = max(1, chunk_elems // max(1, n * max(ru, cu) * 8))
     width_out = -(-N // cu) * cu
     for m0 in range(0, M, step):
-        Xg = X[m0:m0 + step][:, idx].astype(in_t)                     # m, n, ru
+        Xg = X[m0:m0 + step][:, plan.idx].astype(in_t)                # m, n, ru
         mc = len(Xg)
         acc = np.zeros((mc, n, cu), dtype=acc_t)
         for t in range(cfg.input_bits):
             s = None
-            for (r0, r1), tab in zip(spans, tables):
+            for (r0, r1), tab in zip(plan.spans, plan.tables):
                 pat = np.zeros((mc, n), dtype=np.intp)
                 for r in range(r0, r1):
                     pat |= ((Xg[:, :, r] >> t) & 1).astype(np.intp) << (r - r0)
                 g = tab[ar, pat]
                 s = g if s is None else s + g
-            if packed:
+            if plan.packed:
                 s = s.view(np.uint8).reshape(mc, n, cu)
             over = s > cfg.adc_max
             clipped += int(np.count_nonzero(over))
             acc += np.minimum(s, cfg.adc_max).astype(acc_t) << t
-        contrib = acc.astype(np.int64) * w[None, :, None]
-        sums = np.add.reduceat(contrib, starts, axis=1)               # m, groups, cu
+        contrib = acc.astype(np.int64) * plan.weights[None, :, None]
+        sums = np.add.reduceat(contrib, plan.starts, axis=1)          # m, groups, cu
         out = np.zeros((mc, width_out // cu, cu), dtype=np.int64)
-        out[:, groups] = sums
+        out[:, plan.groups] = sums
         Y[m0:m0 + step] += out.reshape(mc, width_out)[:, :N]
     return Y, clipped
 

@@ -82,6 +82,7 @@ class LayerPlan:
     dense: np.ndarray | None = None         # K x N, fast path of a dense layer
     grouped: np.ndarray | None = None       # (groups, K_g, N_g), fast path of a grouped layer
     part_w: list | None = None              # per tile program, grouped with coupling faults
+    run_plans: dict | None = None           # exact path: vmm.run_plan per tile program
     clipped: int = 0                        # clipped ADC samples, all matmul calls
     samples: int = 0                        # ADC samples, all matmul calls
     vectors: int = 0                        # unsigned input vectors run through the layer
@@ -257,8 +258,16 @@ class GoldenBackend:
         OU (:func:`golden.partition.run`), clipped samples counted."""
         M = passes[0][1].shape[0]
         Y = np.zeros((M, plan.shape[1]), dtype=np.int64)
+        if plan.run_plans is None:
+            plan.run_plans = {id(tp.program): vmm.run_plan(tp.program)
+                              for tp in plan.partition.parts}
+        plans = plan.run_plans
+
+        def runner(prog, x):
+            return vmm.run(prog, x, plan=plans[id(prog)])
+
         for sign, xq in passes:
-            y, clipped = gpart.run(plan.partition, xq)
+            y, clipped = gpart.run(plan.partition, xq, runner)
             plan.clipped += sum(clipped)
             Y += y if sign > 0 else -y
         self._count(plan, M, len(passes))
