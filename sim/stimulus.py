@@ -44,21 +44,23 @@ def fitting_layer(cfg: SMEConfig, rng: np.random.Generator, *, pattern_cfg: SMEC
     ``cfg``; it has at least one non-zero weight.  K <= ``k_max`` and N <= ``n_max`` (default:
     the tile's inputs and outputs).
 
-    ``largest``: try the full ``k_max x n_max`` first, then smaller shapes, and keep the first
-    that fits (a tile filled as far as random layers fill it); otherwise K and N are drawn
-    uniformly up to bounds that shrink while draws do not fit.  Raises ``RuntimeError`` if not
-    even a 1 x 1 layer fits."""
+    ``largest``: try the full ``k_max x n_max`` first, at falling densities, then smaller
+    shapes, and keep the first that fits (a tile filled as far as random layers fill it);
+    otherwise K, N and the density are drawn uniformly, up to bounds that shrink while draws do
+    not fit.  Raises ``RuntimeError`` if not even a 1 x 1 layer fits."""
     pattern_cfg = pattern_cfg or cfg
     k_max = k_max or cfg.tile_inputs
     n_max = n_max or cfg.tile_outputs
-    for i in range(40):
-        shrink = 1 + i // 4                     # 4 draws per size bound, then smaller
+    densities = (0.8, 0.6, 0.45, 0.3, 0.2, 0.12, 0.08, 0.05)
+    for i in range(8 * len(densities)):
+        shrink = 1 + i // len(densities)        # 8 draws per size bound, then smaller
         kb, nb = max(1, k_max // shrink), max(1, n_max // shrink)
         if largest:
-            k, n = kb, nb
+            k, n, density = kb, nb, densities[i % len(densities)]
         else:
             k, n = int(rng.integers(1, kb + 1)), int(rng.integers(1, nb + 1))
-        q = random_q(rng, (k, n), pattern_cfg, rng.uniform(0.3, 0.8))
+            density = rng.uniform(0.3, 0.8)
+        q = random_q(rng, (k, n), pattern_cfg, density)
         if not q.any():                         # one weight at full scale, on the pattern
             w = q.astype(np.float64)
             w[rng.integers(k), rng.integers(n)] = pattern_cfg.max_magnitude

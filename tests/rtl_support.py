@@ -1,4 +1,6 @@
-"""Shared helpers of the RTL tests: seeded stream drivers and a tile harness (Amaranth simulator).
+"""Shared helpers of the RTL tests in Amaranth's simulator: a run loop with a watchdog, a tile
+with a hard reset and issue counters, memory writes, seeded failure messages.  The stream and
+tile drivers themselves are ``sim/amaranth_tile.py`` (the one Amaranth tile driver).
 
 Not a test module (no ``test_`` prefix); imported by ``tests/test_rtl_*.py``.
 """
@@ -12,9 +14,6 @@ from amaranth.sim import Simulator
 
 from golden import tile_image as ti
 from golden.config import SMEConfig
-
-P_IDLE = 0.3          # probability of a stall cycle before each transfer on every stream
-
 
 def run_sim(dut, *testbenches, processes=(), vcd: str | None = None, deadline=None,
             max_cycles=20_000):
@@ -56,42 +55,6 @@ def run_sim(dut, *testbenches, processes=(), vcd: str | None = None, deadline=No
             go()
     else:
         go()
-
-
-async def stall(ctx, rng, p_idle):
-    while rng is not None and rng.random() < p_idle:
-        await ctx.tick()
-
-
-async def put(ctx, stream, payloads, rng=None, p_idle=P_IDLE):
-    """Drive ``payloads`` into ``stream`` (valid never waits for ready)."""
-    for p in payloads:
-        await stall(ctx, rng, p_idle)
-        ctx.set(stream.valid, 1)
-        ctx.set(stream.payload, p)
-        await ctx.tick().until(stream.ready)
-        ctx.set(stream.valid, 0)
-
-
-async def get(ctx, stream, count, rng=None, p_idle=P_IDLE):
-    """Take ``count`` payloads from ``stream`` with random ready stalls."""
-    out = []
-    for _ in range(count):
-        await stall(ctx, rng, p_idle)
-        ctx.set(stream.ready, 1)
-        (payload,) = await ctx.tick().sample(stream.payload).until(stream.valid)
-        ctx.set(stream.ready, 0)
-        out.append(payload)
-    return out
-
-
-def load_words(words) -> list[dict]:
-    words = [int(w) for w in words]
-    return [{"data": w, "last": int(i == len(words) - 1)} for i, w in enumerate(words)]
-
-
-def vec_elems(x) -> list[dict]:
-    return [{"data": int(v), "last": int(i == len(x) - 1)} for i, v in enumerate(x)]
 
 
 class TileHarness:
@@ -149,28 +112,6 @@ async def write_mem(ctx, wr, items):
 def seeded(seed, what):
     """Failure message prefix naming the seed, so that a failing case can be replayed."""
     return f"[seed {seed}] {what}"
-
-
-async def wait_idle(ctx, tile, limit=100000):
-    for _ in range(limit):
-        if not ctx.get(tile.status.busy):
-            return
-        await ctx.tick()
-    raise AssertionError("tile stayed busy")
-
-
-async def tile_load(ctx, tile, words, rng=None):
-    await put(ctx, tile.i_load, load_words(words), rng)
-    await ctx.tick()
-    await wait_idle(ctx, tile)
-
-
-async def tile_vector(ctx, tile, x, n, rng=None):
-    """Send one vector, return its n results (ints)."""
-    await put(ctx, tile.i_vec, vec_elems(x), rng)
-    out = await get(ctx, tile.o_vec, n, rng)
-    assert [o.last for o in out] == [0] * (n - 1) + [1], "o_vec last flag misplaced"
-    return [o.data for o in out]
 
 
 def tile_error(status) -> ti.TileError:

@@ -5,9 +5,9 @@ import pytest
 
 from golden import compiler, tile_image as ti, vmm
 from golden.config import preset
+from sim.amaranth_tile import put, tile_load, tile_vector, vector_items
 from sim.stimulus import fitting_layer
-from tests.rtl_support import (TileHarness, put, run_sim, tile_error, tile_load, tile_vector,
-                               vec_elems)
+from tests.rtl_support import TileHarness, run_sim, tile_error
 
 CFG = preset("tiny")
 
@@ -75,7 +75,7 @@ def test_bad_frame_sets_error_and_computes_nothing(case):
         await tile_load(ctx, tile, words, rng)
         st = ctx.get(tile.status)
         seen["after_load"] = (tile_error(st), st.loaded)
-        await put(ctx, tile.i_vec, vec_elems(X[1]), rng)
+        await put(ctx, tile.i_vec, vector_items(X[1]), rng)
         for _ in range(60):
             await ctx.tick()
             assert not ctx.get(tile.o_vec.valid), "a vector produced output without a program"
@@ -98,7 +98,7 @@ def test_vector_before_program():
     seen = {}
 
     async def tb(ctx):
-        await put(ctx, tile.i_vec, vec_elems([1, 2, 3]))
+        await put(ctx, tile.i_vec, vector_items([1, 2, 3]))
         for _ in range(20):
             await ctx.tick()
             assert not ctx.get(tile.o_vec.valid)
@@ -124,7 +124,7 @@ def test_reset_mid_vector_then_good_vector(where, how):
 
     async def tb(ctx):
         await tile_load(ctx, tile, ti.build_image(p))
-        elems = vec_elems(X[0])
+        elems = vector_items(X[0])
         if where == "receiving":
             await put(ctx, tile.i_vec, elems[:max(1, len(elems) // 2)])
         else:

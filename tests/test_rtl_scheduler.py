@@ -5,10 +5,11 @@ import pytest
 
 from golden import tile_image as ti
 from golden.config import preset
-from rtl.scheduler import Scheduler
 from golden.scheduler import issue_trace
+from rtl.scheduler import Scheduler
+from sim.amaranth_tile import get
 from sim.stimulus import random_program
-from tests.rtl_support import get, item_value, run_sim, seeded, write_mem
+from tests.rtl_support import item_value, run_sim, seeded, write_mem
 
 
 def _setup(cfg, seed, **kw):

@@ -9,11 +9,13 @@ from amaranth.sim import Simulator
 
 from rtl.skid import SkidBuffer
 
-from .rtl_support import get, put, run_sim
+from sim.amaranth_tile import get, put
+
+from .rtl_support import run_sim
 
 
 def run(items, p_stall_in, p_stall_out, seed):
-    """Items through a skid buffer with random stalls on both sides (``tests.rtl_support``
+    """Items through a skid buffer with random stalls on both sides (``sim.amaranth_tile``
     drivers); returns what came out and the cycle in which the last item was taken."""
     rng = np.random.default_rng(seed)
     dut = SkidBuffer(16)

@@ -5,7 +5,8 @@ import pytest
 
 from golden.config import preset
 from rtl.splice import Splice
-from tests.rtl_support import put, run_sim, seeded
+from sim.amaranth_tile import put
+from tests.rtl_support import run_sim, seeded
 
 
 @pytest.mark.parametrize("name", ["tiny", "tiny_mlc", "fpga_small"])

@@ -7,9 +7,9 @@ import pytest
 
 from golden import compiler, tile_image as ti, vmm
 from golden.config import preset
+from sim.amaranth_tile import tile_load, tile_vector
 from sim.stimulus import fitting_layer, random_program
-from tests.rtl_support import (TileHarness, run_sim, seeded, tile_error, tile_load,
-                               tile_vector)
+from tests.rtl_support import TileHarness, run_sim, seeded, tile_error
 
 PRESETS = ["tiny", "tiny_mlc", "fpga_small"]
 

@@ -7,8 +7,9 @@ from golden import tile_image as ti
 from golden.config import preset
 from golden.xbar import ou_samples
 from rtl.xbar_emulator import XbarEmulator
+from sim.amaranth_tile import get, put
 from sim.stimulus import random_program
-from tests.rtl_support import get, item_value, put, run_sim, seeded, write_mem
+from tests.rtl_support import item_value, run_sim, seeded, write_mem
 
 CASES = [("tiny", None), ("tiny", 1), ("tiny_mlc", None), ("tiny_mlc", 2), ("fpga_small", 2)]
 
