@@ -102,7 +102,7 @@ def quantize_layer(layer: Layer, w: np.ndarray, cfg: SMEConfig, rng: np.random.G
     """Integer weights (PyTorch layout, int64) on ``cfg``'s pattern (see the module docstring).
 
     The ``fragment`` pattern groups weights across output channels, so it is projected on the
-    blocks of the layer matrix (:func:`golden.networks.layer_blocks`, each with its column
+    blocks of the layer matrix (:func:`sme.workloads.networks.layer_blocks`, each with its column
     offset; a depthwise layer's fragments hold one weight), and its channel-RMS scale factor a*
     is searched over :func:`golden.quantize.choose_scale`'s fractions on at most 16,384 weights
     in whole sampled rows.  ``gram`` (the K x K Gram matrix X^T X / M of calibration inputs of
