@@ -331,8 +331,8 @@ CHECKPOINTS = (".pth", ".pt", ".safetensors")
 def _checkpoint(network: str, wfile: str):
     """(Network, weights, source) of a built-in network with a checkpoint file's weights, or
     with ``"pretrained"``: the verified download of :mod:`sme.workloads.pretrained`."""
-    from golden.importers import file_source
-    from golden.networks import network as builtin_network
+    from sme.workloads.importers import file_source
+    from sme.workloads.networks import network as builtin_network
     from sme.workloads.checkpoints import load_state_dict
 
     if network not in NETWORKS:
