@@ -34,16 +34,17 @@ field nor an option is an error of the whole spec.
 **Unit of work** = one layer of one network under one (config, options): the report's per-layer
 function :func:`sme.report.layer_result` (quantize, compile in the squeeze modes that
 ``schemes`` names, cost the baselines), so a single big network spreads over the workers.  Each
-layer's float weights are made once on the client and scattered once to the workers (broadcast,
-so a worker that dies loses no data the others do not hold); tasks refer to them by future.
+layer's float weights are made once on the client and scattered once to the workers
+(broadcast); tasks refer to them by future.  A worker that dies is survived: Dask reruns its
+tasks elsewhere, and a task whose scattered input Dask lost with it (cancelled, not failed) is
+submitted again with its weights scattered again, at most ``MAX_ATTEMPTS`` times.
 
 **Cache and resume.**  A task's result is stored in ``cache/<k[:2]>/<k>.json`` under
 ``k`` = SHA-256 of (the layer's weight bytes, the layer, its index, the config without its
 name, the options, :func:`code_version`).  The client writes each result as it arrives, so an
 interrupted sweep resumes where it stopped, and a re-run recomputes nothing that is done.  A
 failed task (an exception in the compile) is not cached; its point gets ``status = "failed"``
-and the error, and the other points complete.  A worker that dies is survived by Dask, which
-reruns its tasks elsewhere.
+and the error, and the other points complete.
 
 **Results** (written atomically into ``--out``): ``results.parquet`` and ``results.csv``, one
 tidy row per (network, point, scheme) with the config fields, options, status, error and
@@ -74,6 +75,7 @@ import sys
 import time
 import uuid
 import warnings
+from concurrent.futures import CancelledError
 from pathlib import Path
 
 import numpy as np
@@ -105,6 +107,8 @@ SPEC_KEYS = ("name", "networks", "weights", "layers", "seed", "synthetic", "sche
              "base", "grid", "points")
 CONFIG_FIELDS = tuple(f.name for f in dataclasses.fields(SMEConfig) if f.name != "name")
 
+#: Submissions of one task whose input Dask lost (a dead worker) before it is reported failed.
+MAX_ATTEMPTS = 3
 #: Layer compiles run by this process (a worker's count; tests read it with ``Client.run``).
 COMPILES = 0
 
@@ -478,9 +482,9 @@ def run_sweep(pl: Plan, client, *, cache=None, progress=None, on_result=None) ->
     point_keys: dict[int, list[str]] = {}
     tasks: dict[str, tuple] = {}
     results: dict[str, dict] = {}
-    # The scattered weights stay referenced until the end: a finished result lost with a dead
-    # worker is computed again, and that needs its weights (Dask forgets unreferenced data).
-    held = []
+    # Scattered weights per (network, layer), kept referenced until the end: a finished result
+    # lost with a dead worker is computed again, and that needs its weights.
+    wfuts: dict[tuple, object] = {}
     for name, (net, weights, _) in pl.networks.items():
         pts = [p for p in pl.valid if p.network == name]
         if not pts:
@@ -490,7 +494,6 @@ def run_sweep(pl: Plan, client, *, cache=None, progress=None, on_result=None) ->
         for i, layer in enumerate(net.layers):
             w = report.layer_weights(layer, i, weights, pl.seed, pl.synthetic)
             wh = weight_hash(w)
-            wfut = None
             for p in pts:
                 key = task_key(wh, layer, i, p.cfg, p.options)
                 point_keys[p.index].append(key)
@@ -500,30 +503,39 @@ def run_sweep(pl: Plan, client, *, cache=None, progress=None, on_result=None) ->
                 if hit is not None:
                     results[key] = hit
                     continue
-                if wfut is None:    # scattered once, only if some point needs this layer
-                    wfut = client.scatter(w, broadcast=True, hash=False)
-                    held.append(wfut)
-                tasks[key] = (layer, i, wfut, p.cfg, p.options)
+                if (name, i) not in wfuts:  # scattered once, only if some point needs it
+                    wfuts[name, i] = client.scatter(w, broadcast=True, hash=False)
+                tasks[key] = (name, layer, i, p.cfg, p.options)
             del w
     cached = len(results)
     errors: dict[str, str] = {}
-    cost = {k: _cost(t[0]) for k, t in tasks.items()}
-    # Biggest first: a long task started last would leave the other workers idle at the end.
-    order = sorted(tasks, key=lambda k: -cost[k])
-    futures = {}
-    # A Dask key unique to this run: the same key submitted again just after an earlier run
+    cost = {k: _cost(t[1]) for k, t in tasks.items()}
+    futures, attempts = {}, {}
+    # Dask keys unique to this run: the same key submitted again just after an earlier run
     # released it can be cancelled by the scheduler as "already forgotten".
     run = uuid.uuid4().hex[:8]
-    for key in order:
-        layer, i, wfut, cfg, opts = tasks[key]
-        fut = client.submit(compute_layer, layer, i, wfut, cfg, opts, code,
-                            key=f"sme-layer-{run}-{key}", pure=False, retries=0)
+
+    def submit(key: str):
+        name, layer, i, cfg, opts = tasks[key]
+        attempts[key] = attempts.get(key, 0) + 1
+        if attempts[key] > 1 and wfuts[name, i].status != "finished":
+            # Scattered data whose every holder died is gone for good: scatter it again.
+            net, weights, _ = pl.networks[name]
+            wfuts[name, i] = client.scatter(
+                report.layer_weights(layer, i, weights, pl.seed, pl.synthetic),
+                broadcast=True, hash=False)
+        fut = client.submit(compute_layer, layer, i, wfuts[name, i], cfg, opts, code,
+                            key=f"sme-layer-{run}-{attempts[key]}-{key}", pure=False,
+                            retries=0)
         futures[fut.key] = (key, fut)
+        return fut
+
+    # Biggest first: a long task started last would leave the other workers idle at the end.
+    ac = as_completed([submit(k) for k in sorted(tasks, key=lambda k: -cost[k])])
     total, done, done_cost = len(futures), 0, 0
     bar = report.Progress(total, progress, interval=5.0)
     all_cost = sum(cost.values()) or 1
     bar(0, f"{cached} layer compiles cached")
-    ac = as_completed([f for _, f in futures.values()])
     try:
         for fut in ac:
             key, _ = futures.pop(fut.key)
@@ -531,6 +543,13 @@ def run_sweep(pl: Plan, client, *, cache=None, progress=None, on_result=None) ->
                 # result(), not status: a finished result held only by a worker that died is
                 # computed again, and result() waits for that.
                 results[key] = fut.result()
+            except CancelledError as exc:
+                # Dask gave up on the task's input (its weights were lost with a worker, not
+                # an error of the compile): run it again, a bounded number of times.
+                if attempts[key] < MAX_ATTEMPTS:
+                    ac.add(submit(key))
+                    continue
+                errors[key] = f"{type(exc).__name__}: {exc}"
             except Exception as exc:                    # the task's error, or Dask's
                 errors[key] = f"{type(exc).__name__}: {exc}"
             else:
@@ -546,7 +565,7 @@ def run_sweep(pl: Plan, client, *, cache=None, progress=None, on_result=None) ->
         if futures:
             client.cancel([f for _, f in futures.values()])
         tasks.clear()
-        for f in held:
+        for f in wfuts.values():
             f.release()
     rows, layer_rows = [], []
     for p in pl.points:
@@ -554,7 +573,7 @@ def run_sweep(pl: Plan, client, *, cache=None, progress=None, on_result=None) ->
     seconds = round(time.perf_counter() - t0, 2)
     stats = {"tasks": total + cached, "cached": cached, "computed": total - len(errors),
              "failed": len(errors), "invalid": len(pl.invalid), "points": len(pl.points),
-             "seconds": seconds,
+             "resubmitted": sum(attempts.values()) - total, "seconds": seconds,
              "task_seconds": round(sum(r["seconds"] + r["seconds_quantize"]
                                        for k, r in results.items() if k in cost), 2)}
     return SweepResult(pl, rows, layer_rows, stats)

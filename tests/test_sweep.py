@@ -66,7 +66,7 @@ def _settled_compiles(client) -> int:
 def check_equal_serial(res, serial):
     """Every valid point: the same layer rows (timings aside) and the same table metrics."""
     ok = {r["point"] for r in res.rows if r["status"] == "ok"}
-    assert ok == set(serial)
+    assert ok == set(serial), {r["point"]: r["error"] for r in res.rows if r["error"]}
     for i, rep in serial.items():
         got = [r for r in res.layers if r["point"] == i]
         assert len(got) == len(rep["layers"])
@@ -152,6 +152,7 @@ def test_killed_worker_is_survived(client, serial):
         killed.append(pid)
 
     res = sweep.run_sweep(pl, client, cache=None, on_result=kill)
+    print(f"killed worker pid {killed}; tasks submitted again: {res.stats['resubmitted']}")
     assert killed, "no worker was busy to kill"
     check_equal_serial(res, serial)
     assert res.stats["failed"] == 0
