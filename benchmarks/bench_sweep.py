@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import os
 import sys
 import time
@@ -35,10 +34,9 @@ def _noop(x):
 
 
 def run(pl, workers: int) -> tuple[float, sweep.SweepResult]:
-    from dask.distributed import Client, LocalCluster
+    from dask.distributed import Client
 
-    with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                      dashboard_address=None, silence_logs=logging.ERROR) as cl, Client(cl) as c:
+    with sweep.local_cluster(workers) as cl, Client(cl) as c:
         c.wait_for_workers(workers)
         c.run(sweep.code_version)           # import the code on every worker before timing
         t0 = time.perf_counter()

@@ -87,8 +87,8 @@ from sme.workloads.importers import ImportError_, describe_source
 from sme.workloads.networks import NETWORKS
 
 __all__ = ["SpecError", "Point", "Plan", "SweepResult", "METRICS", "SCHEME_KEYS", "load_spec",
-           "parse_grid", "plan", "code_version", "compute_layer", "run_sweep", "local_client",
-           "register", "COMPILES"]
+           "parse_grid", "plan", "code_version", "compute_layer", "run_sweep", "local_cluster",
+           "local_client", "register", "COMPILES"]
 
 #: Metric name -> the module it needs (None: computed from the compile itself).  ``energy`` and
 #: ``area`` come from the PPA model (``golden.ppa``), ``fidelity`` from the inference engine
@@ -447,19 +447,26 @@ class SweepResult:
     stats: dict
 
 
-def local_client(workers: int | None = None):
-    """A Dask client on an embedded ``LocalCluster``: ``workers`` processes (default: one per
-    core), one thread each, no dashboard."""
+def local_cluster(workers: int | None = None):
+    """An embedded Dask ``LocalCluster``: ``workers`` processes (default: one per core), one
+    thread each, no dashboard."""
     import logging
 
-    from dask.distributed import Client, LocalCluster
+    from dask.distributed import LocalCluster
 
-    n = workers or os.cpu_count() or 1
-    # The scheduler's HTTP server moves to a free port when 8787 is taken; nothing to report.
-    warnings.filterwarnings("ignore", message="Port 8787 is already in use")
-    cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
-                           dashboard_address=None, silence_logs=logging.ERROR)
-    return Client(cluster)
+    with warnings.catch_warnings():
+        # The scheduler's HTTP server moves to a free port when 8787 is taken: nothing to say.
+        warnings.filterwarnings("ignore", message="Port 8787 is already in use")
+        return LocalCluster(n_workers=workers or os.cpu_count() or 1, threads_per_worker=1,
+                            processes=True, dashboard_address=None,
+                            silence_logs=logging.ERROR)
+
+
+def local_client(workers: int | None = None):
+    """A Dask client on a :func:`local_cluster`."""
+    from dask.distributed import Client
+
+    return Client(local_cluster(workers))
 
 
 def _cost(layer) -> float:
@@ -791,8 +798,8 @@ def _cmd(args) -> int:
         else:
             client = local_client(args.workers)
         workers = len(client.scheduler_info()["workers"])
-        print(f"engine: Dask {'scheduler ' + args.scheduler if args.scheduler else 'LocalCluster'}"
-              f", {workers} workers")
+        engine = f"scheduler {args.scheduler}" if args.scheduler else "LocalCluster"
+        print(f"engine: Dask {engine}, {workers} workers")
         res = run_sweep(pl, client, cache=None if args.no_cache else args.cache,
                         progress=None if args.quiet else sys.stderr)
     finally:

@@ -6,7 +6,6 @@ point, with a worker killed mid-sweep too, and a resumed sweep must compile noth
 (counted on the workers).
 """
 
-import logging
 import os
 import signal
 import time
@@ -29,9 +28,7 @@ TIMING = ("seconds", "seconds_row", "seconds_segment", "seconds_baselines", "sec
 
 @pytest.fixture(scope="module")
 def client():
-    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                                  dashboard_address=None, silence_logs=logging.ERROR) as cl, \
-            distributed.Client(cl) as c:
+    with sweep.local_cluster(2) as cl, distributed.Client(cl) as c:
         yield c
 
 
