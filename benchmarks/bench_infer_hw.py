@@ -41,6 +41,11 @@ def mobilenet(args) -> None:
     calib = np.stack([images.bundled_image(images.bundled_count() - 1 - i)
                       for i in range(args.calib)])
     print(f"MobileNet-v2, real torchvision weights, bundled 224x224 images, batch {args.batch}")
+    be = G.FloatBackend()                  # the same machine's float rate, for scale
+    be.prepare(g.ops)
+    t = time.perf_counter()
+    G.run(g, x[:args.images], be, batch=args.batch)
+    _rate("float (float32)", args.images, time.perf_counter() - t)
     cfg = preset("default")
     runs = (("fast", cfg, args.images),
             ("exact", cfg.replace(adc_bits=args.adc_bits), args.exact_images))

@@ -108,3 +108,25 @@ def test_file_round_trip_and_corruption():
         gp.loads(bytes(broken))
     with pytest.raises(ProgramError, match="magic"):
         gp.loads(data[:10])
+
+
+@pytest.mark.slow
+def test_partition_runs_on_the_amaranth_tile():
+    """The same partition contract with the RTL tile in Amaranth's simulator as the runner."""
+    from sim.amaranth_tile import simulate
+
+    cfg = preset("tiny").replace(adc_bits=2)
+    rng = np.random.default_rng(9)
+    q = random_q(rng, (18, 6), cfg, 0.8)
+    part = gp.partition_layer(q, None, cfg)
+    assert part.n_parts > 1
+    X = inputs(rng, cfg, 2, 18)
+
+    def tile(prog, x):
+        r = simulate(prog, x)
+        assert r.error == 0
+        return r.outputs, r.clipped
+
+    Y, clipped = gp.run(part, X, tile)
+    want, want_clipped = gp.run(part, X)
+    assert np.array_equal(Y, want) and clipped == want_clipped
