@@ -144,13 +144,14 @@ def project_levels(v: np.ndarray, cfg: SMEConfig, out_axis: int = -1,
         raise ValueError("cannot quantize NaN or infinite values")
     if cfg.pattern == "fragment":
         return _project_fragments(v, cfg, out_axis, col0)
+    # Allowed magnitudes are integers, so every mid-point between neighbours is a multiple of
+    # 1/2 and the nearest level is constant on each [b/2, (b+1)/2): one table look-up per
+    # element (a at a mid-point goes up: ties to the larger magnitude).
     mags = allowed_magnitudes(cfg).astype(np.float64)
-    a = np.abs(v)
-    hi = np.clip(np.searchsorted(mags, a, side="left"), 0, len(mags) - 1)
-    lo = np.clip(hi - 1, 0, len(mags) - 1)
-    d_hi = np.abs(mags[hi] - a)
-    d_lo = np.abs(a - mags[lo])
-    pick = np.where(d_hi <= d_lo, mags[hi], mags[lo])   # tie -> larger magnitude
+    mids = (mags[:-1] + mags[1:]) / 2
+    table = mags[np.searchsorted(mids, np.arange(2 * cfg.max_magnitude + 2) / 2, side="right")]
+    bucket = np.minimum(np.floor(2 * np.abs(v)), 2 * cfg.max_magnitude + 1)
+    pick = table[bucket.astype(np.int64)]
     return (np.sign(v) * pick).astype(np.int64)
 
 
