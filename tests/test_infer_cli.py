@@ -130,3 +130,14 @@ def test_write_set_is_all_or_nothing(tmp_path, monkeypatch):
     monkeypatch.undo()
     assert (tmp_path / "a").read_bytes() == b"1"          # old set intact, no staging left
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a", "b"]
+
+
+def test_errors_exit_2_under_python_m(tmp_path, digits_npz):
+    # `python -m sme.cli` imports the CLI twice (__main__ and sme.cli): errors must still map
+    import subprocess
+    import sys
+    path, _ = digits_npz
+    r = subprocess.run([sys.executable, "-m", "sme.cli", "infer", "--network", "digits",
+                        "--weights", str(path), "--backend", "float", "--limit", "0"],
+                       capture_output=True, text=True)
+    assert r.returncode == 2 and "no images to evaluate" in r.stderr

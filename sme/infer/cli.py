@@ -36,15 +36,19 @@ import tempfile
 import time
 from pathlib import Path
 
-__all__ = ["register", "cmd_infer", "write_set", "parse_adc", "parse_faults"]
+__all__ = ["register", "cmd_infer", "write_set", "parse_adc", "parse_faults", "InferError"]
 
 BACKENDS = ("float", "golden", "rtl")
 
 
+class InferError(ValueError):
+    """Bad options or input of ``sme infer`` (a ``ValueError``: the CLI's boundary prints it
+    and exits with 2, also under ``python -m sme.cli`` where ``sme.cli.UserError`` is a second
+    class)."""
+
+
 def parse_adc(text: str | None) -> list[int | None]:
     """``"4"``, ``"2,3,lossless"`` -> ADC bits per configuration (None = lossless)."""
-    from sme.cli import UserError
-
     if text is None:
         return [None]
     out = []
@@ -56,17 +60,15 @@ def parse_adc(text: str | None) -> list[int | None]:
         try:
             v = int(part)
         except ValueError:
-            raise UserError(f"--adc-bits: {part!r} is not an integer or 'lossless'") from None
+            raise InferError(f"--adc-bits: {part!r} is not an integer or 'lossless'") from None
         if not 1 <= v <= 16:
-            raise UserError(f"--adc-bits must be between 1 and 16, not {v}")
+            raise InferError(f"--adc-bits must be between 1 and 16, not {v}")
         out.append(v)
     return out
 
 
 def parse_faults(text: str | None) -> list[float]:
     """``"1e-3"``, ``"0,1e-4,1e-3"`` -> stuck-cell fractions per configuration."""
-    from sme.cli import UserError
-
     if text is None:
         return [0.0]
     out = []
@@ -74,9 +76,9 @@ def parse_faults(text: str | None) -> list[float]:
         try:
             v = float(part)
         except ValueError:
-            raise UserError(f"--faults: {part.strip()!r} is not a number") from None
+            raise InferError(f"--faults: {part.strip()!r} is not a number") from None
         if not (math.isfinite(v) and 0.0 <= v <= 1.0):
-            raise UserError(f"--faults must be a fraction in [0, 1], not {part.strip()}")
+            raise InferError(f"--faults must be a fraction in [0, 1], not {part.strip()}")
         out.append(v)
     return out
 
@@ -120,15 +122,13 @@ class _Progress:
 
 
 def _backend(args, cfg, adc, fault):
-    from sme.cli import UserError
-
     if args.backend == "float":
         from .graph import FloatBackend
         return FloatBackend()
     try:
         from .hardware import GoldenBackend, RTLBackend
     except ImportError as e:                                # pragma: no cover
-        raise UserError(f"backend {args.backend} not available yet ({e})") from None
+        raise InferError(f"backend {args.backend} not available yet ({e})") from None
     from golden.faults import FaultRates
 
     c = cfg.replace(adc_bits=adc)
@@ -136,7 +136,7 @@ def _backend(args, cfg, adc, fault):
     if args.backend == "rtl":
         import importlib.util
         if importlib.util.find_spec("sim.verilator_tile") is None:
-            raise UserError("backend rtl not available yet (sim.verilator_tile is missing)")
+            raise InferError("backend rtl not available yet (sim.verilator_tile is missing)")
         return RTLBackend(c, squeeze=args.squeeze, faults=rates, seed=args.seed)
     path = args.path or ("fast" if c.effective_adc_bits >= c.lossless_adc_bits else "exact")
     return GoldenBackend(c, squeeze=args.squeeze, path=path, faults=rates, seed=args.seed)
@@ -146,8 +146,6 @@ def cmd_infer(args) -> int:
     import numpy as np
 
     from golden.config import preset
-    from sme.cli import UserError
-
     from . import fidelity as F
     from . import graph as G
     from .models import load_images, load_network
@@ -155,7 +153,7 @@ def cmd_infer(args) -> int:
     adcs, faults = parse_adc(args.adc_bits), parse_faults(args.faults)
     if args.backend == "float" and (args.adc_bits is not None or args.faults is not None or
                                     args.pattern is not None or args.path is not None):
-        raise UserError("--adc-bits, --faults, --pattern and --path apply to the golden and "
+        raise InferError("--adc-bits, --faults, --pattern and --path apply to the golden and "
                         "rtl backends, not to float")
     cfg = preset(args.preset)
     if args.pattern:
@@ -165,7 +163,7 @@ def cmd_infer(args) -> int:
     x, names, labels, calib_x, img_desc = load_images(graph, args.images, args.limit,
                                                       args.calib, args.seed)
     if len(x) == 0:
-        raise UserError("no images to evaluate (--limit 0?)")
+        raise InferError("no images to evaluate (--limit 0?)")
     backends = [(adc, f, _backend(args, cfg, adc, f)) for adc in adcs for f in faults]
 
     t = time.perf_counter()
