@@ -9,7 +9,8 @@
     seed = 0                            # synthetic weights and quantization sampling
     synthetic = { distribution = "laplace", prune = 0.0 }
     schemes = ["row", "segment", "isaac", "sre", "planes", "floor"]   # rows of the table
-    metrics = ["crossbars", "cycles", "index_bits"]                   # see METRICS
+    metrics = ["crossbars", "cycles", "index_bits", "energy_uj"]      # see METRICS
+    tech = "isaac32"                    # technology of the energy/area model (golden.ppa)
 
     [base]                              # applied to every point
     preset = "default"                  # a named preset, then any SMEConfig field
@@ -49,14 +50,19 @@ and the error, and the other points complete.
 **Results** (written atomically into ``--out``): ``results.parquet`` and ``results.csv``, one
 tidy row per (network, point, scheme) with the config fields, options, status, error and
 metrics; ``layers.parquet`` (one row per network, point and layer, the report's columns);
-``pareto_cycles.png`` (crossbars vs cycles) and ``pareto_index_bits.png`` (crossbars vs index
-bits), points labelled, the Pareto front of each squeeze scheme drawn; ``summary.txt``.
+``pareto_cycles.png`` (crossbars vs cycles), ``pareto_index_bits.png`` (crossbars vs index
+bits) and ``pareto_energy.png`` (crossbars vs energy), points labelled, the Pareto front of each
+scheme drawn; ``summary.txt``.
 
 Metrics of a (point, scheme): ``crossbars`` (both sign sets, summed over layers);
 ``cycles`` = sum over layers of cycles per input vector x input vectors per image, i.e. one
 copy of every layer, layers in sequence; ``index_bits``; ``latency`` and ``speedup_vs_isaac``
 at the ISAAC-style dense crossbar budget (:func:`sme.report.replicate`); ``work`` (OU
-activations per image); ``clipped`` (worst-case clipped ADC samples per input vector).
+activations per image); ``clipped`` (worst-case clipped ADC samples per input vector);
+from the PPA model (:func:`sme.ppa.network_ppa`, technology ``tech``): ``energy_uj`` per image,
+``area_mm2`` and ``latency_ms`` (sequential: one copy of every layer, one image).  The floor is
+a count, not a design: it has no cycles, latency or PPA figures.  All metrics are computed by
+default; ``metrics`` selects the columns.  ``fidelity`` (inference) is not wired in yet.
 """
 
 from __future__ import annotations
@@ -90,21 +96,25 @@ __all__ = ["SpecError", "Point", "Plan", "SweepResult", "METRICS", "SCHEME_KEYS"
            "parse_grid", "plan", "code_version", "compute_layer", "run_sweep", "local_cluster",
            "local_client", "register", "COMPILES"]
 
-#: Metric name -> the module it needs (None: computed from the compile itself).  ``energy`` and
-#: ``area`` come from the PPA model (``golden.ppa``), ``fidelity`` from the inference engine
-#: (``sme.infer``); a spec that asks for one of them is refused until it is wired into
-#: :func:`_point_rows` (the one place that turns a point's layer rows into metrics).
+#: Metric name -> the module it needs (None: computed from the compile itself).  Energy, area
+#: and physical latency come from the PPA model (:func:`sme.ppa.network_ppa`, technology
+#: ``tech`` of the spec); ``fidelity`` (the inference engine, ``sme.infer``) is refused until it
+#: is wired into :func:`_point_rows`, the one place that turns a point's layer rows into
+#: metrics.
 METRICS = {"crossbars": None, "cycles": None, "index_bits": None, "latency": None,
            "speedup_vs_isaac": None, "work": None, "clipped": None,
-           "energy": "golden.ppa", "area": "golden.ppa", "fidelity": "sme.infer"}
-CORE_METRICS = tuple(k for k, v in METRICS.items() if v is None)
+           "energy_uj": "golden.ppa", "area_mm2": "golden.ppa", "latency_ms": "golden.ppa",
+           "fidelity": "sme.infer"}
+PPA_METRICS = ("energy_uj", "area_mm2", "latency_ms")
+WIRED = {k for k, v in METRICS.items() if v is None} | set(PPA_METRICS)
+DEFAULT_METRICS = tuple(k for k in METRICS if k in WIRED)
 #: Schemes a table row can be about (the report's), and the squeeze modes among them.
 SCHEME_KEYS = report.SCHEMES
 SQUEEZE = ("row", "segment")
 OPTIONS = {"scale": ("channel", "layer"), "reorder": (True, False), "balance": (True, False)}
 SHORTHANDS = {"xbar": ("xbar_rows", "xbar_cols"), "ou": ("ou_rows", "ou_cols")}
 SPEC_KEYS = ("name", "networks", "weights", "layers", "seed", "synthetic", "schemes", "metrics",
-             "base", "grid", "points")
+             "tech", "base", "grid", "points")
 CONFIG_FIELDS = tuple(f.name for f in dataclasses.fields(SMEConfig) if f.name != "name")
 
 #: Submissions of one task whose input Dask lost (a dead worker) before it is reported failed.
@@ -199,6 +209,7 @@ class Plan:
     synthetic: dict
     schemes: tuple[str, ...]
     metrics: tuple[str, ...]
+    tech: str = "isaac32"
 
     @property
     def valid(self) -> list[Point]:
@@ -286,7 +297,8 @@ def plan(spec: dict, *, networks=None, grid=None, layers: int | None = None) -> 
     syn = {"distribution": "laplace", "prune": 0.0, **spec.get("synthetic", {})}
     weights = spec.get("weights", {})
     schemes = tuple(spec.get("schemes", SCHEME_KEYS))
-    metrics = tuple(spec.get("metrics", CORE_METRICS))
+    metrics = tuple(spec.get("metrics", DEFAULT_METRICS))
+    tech = spec.get("tech", "isaac32")
     for what, v in (("layers", layers), ("seed", seed)):
         if not isinstance(v, int) or isinstance(v, bool) or v < 0:
             raise SpecError(f"{what} must be a non-negative integer, not {v!r}")
@@ -297,13 +309,16 @@ def plan(spec: dict, *, networks=None, grid=None, layers: int | None = None) -> 
     for m in metrics:
         if m not in METRICS:
             raise SpecError(f"unknown metric {m!r}; known: {', '.join(METRICS)}")
-        if METRICS[m] is not None:
+        if m not in WIRED:
             try:
                 have = importlib.util.find_spec(METRICS[m]) is not None
             except ModuleNotFoundError:
                 have = False
             raise SpecError(f"metric {m!r} needs {METRICS[m]}, which " + (
                 "sme.sweep does not use yet" if have else "this version does not have"))
+    if any(m in PPA_METRICS for m in metrics):
+        from golden.ppa import load_tech
+        load_tech(tech)                     # a bad technology fails before anything runs
     if not isinstance(weights, dict):
         raise SpecError("weights must be a table {network = \"file\"}")
     modes = tuple(s for s in SQUEEZE if s in schemes) or ("row",)
@@ -325,7 +340,8 @@ def plan(spec: dict, *, networks=None, grid=None, layers: int | None = None) -> 
     for n in nets:
         for settings, varied in _settings(spec):
             points.append(_point(len(points), n, settings, varied, seed, modes))
-    return Plan(str(spec.get("name", "sweep")), points, resolved, seed, syn, schemes, metrics)
+    return Plan(str(spec.get("name", "sweep")), points, resolved, seed, syn, schemes, metrics,
+                str(tech))
 
 
 #: Weight files read with the torch-free reader :mod:`sme.workloads.checkpoints`.
@@ -589,8 +605,8 @@ def run_sweep(pl: Plan, client, *, cache=None, progress=None, on_result=None) ->
 def _point_rows(pl: Plan, p: Point, keys: list[str], results: dict, errors: dict,
                 layer_rows: list) -> list[dict]:
     """The tidy rows of one point: one per scheme, metrics from the report's :func:`summarize`
-    of its layer rows (or null metrics with the status and error).  New metrics (energy, area,
-    fidelity) go here."""
+    of its layer rows (or null metrics with the status and error).  New metrics (fidelity) go
+    here."""
     net, _, source = pl.networks[p.network]
     head = {"network": net.name, "point": p.index, "label": p.label,
             "weights": describe_source(source), "preset": p.preset}
@@ -627,8 +643,10 @@ def _point_rows(pl: Plan, p: Point, keys: list[str], results: dict, errors: dict
     out = []
     if status == "ok":
         totals, lat, ratios = report.summarize(layers, p.cfg)
+        priced = _ppa(pl, p, layers) if any(m in PPA_METRICS for m in pl.metrics) else {}
         for r in layers:
-            layer_rows.append({"network": net.name, "point": p.index, "label": p.label, **r})
+            layer_rows.append({"network": net.name, "point": p.index, "label": p.label,
+                               **{k: v for k, v in r.items() if k != "priced"}})
     for s in pl.schemes:
         row = {**head, "scheme": s, "status": status, "error": error, **metrics}
         if status == "ok":
@@ -642,6 +660,9 @@ def _point_rows(pl: Plan, p: Point, keys: list[str], results: dict, errors: dict
                 "speedup_vs_isaac": ratios["speedup_vs_isaac"].get(s),
                 "work": totals[f"work_{s}"],
                 "clipped": totals.get(f"clipped_{s}", 0)}
+            pp = priced.get(s)             # the floor is a count, not a design: no PPA
+            vals.update({"energy_uj": pp and pp["energy_uj"], "area_mm2": pp and pp["area_mm2"],
+                         "latency_ms": pp and pp["latency_sequential_ms"]})
             row.update({m: vals[m] for m in pl.metrics})
             row["crossbars_isaac"] = totals["xbars_isaac"]
             row["compile_seconds"] = round(sum(r["seconds"] + r["seconds_quantize"]
@@ -650,6 +671,18 @@ def _point_rows(pl: Plan, p: Point, keys: list[str], results: dict, errors: dict
             row["crossbars_isaac"] = row["compile_seconds"] = None
         out.append(row)
     return out
+
+
+def _ppa(pl: Plan, p: Point, layers: list[dict]) -> dict:
+    """Per scheme: energy (uJ per image), area (mm^2) and sequential latency (ms per image, one
+    copy of every layer) of one point from the PPA model (:func:`sme.ppa.network_ppa`)."""
+    from golden.ppa import load_periphery, load_tech
+    from sme.ppa import PPA_SCHEMES, network_ppa
+
+    stats = [{"name": r["layer"], "pixels": r["pixels"], "stats": r["priced"]} for r in layers]
+    schemes = [s for s in PPA_SCHEMES if s in stats[0]["stats"]]
+    return network_ppa(stats, p.cfg, load_tech(pl.tech), load_periphery(p.cfg),
+                       schemes)["schemes"]
 
 
 # ---- output -----------------------------------------------------------------------------------
@@ -694,7 +727,9 @@ def _plots(res: SweepResult) -> dict[str, bytes]:
     out = {}
     for metric, name, ylabel in (("cycles", "pareto_cycles.png",
                                   "cycles per image (one copy of each layer)"),
-                                 ("index_bits", "pareto_index_bits.png", "index bits")):
+                                 ("index_bits", "pareto_index_bits.png", "index bits"),
+                                 ("energy_uj", "pareto_energy.png",
+                                  f"energy per image, uJ ({res.plan.tech})")):
         if metric not in res.plan.metrics or not nets:
             continue
         fig, axes = plt.subplots(1, len(nets), figsize=(7 * len(nets), 5.5), squeeze=False)
@@ -737,7 +772,7 @@ def format_summary(res: SweepResult) -> str:
     failed = {(r["point"], r["error"]) for r in res.rows if r["status"] == "failed"}
     for i, err in sorted(failed):
         lines.append(f"  failed point {i}: {err}")
-    show = [m for m in ("crossbars", "cycles", "index_bits", "speedup_vs_isaac")
+    show = [m for m in ("crossbars", "cycles", "index_bits", "speedup_vs_isaac", "energy_uj")
             if m in res.plan.metrics]
     lines.append(f"{'network':<14} {'point':<28} {'scheme':<8} "
                  + " ".join(f"{m:>16}" for m in show))
@@ -745,6 +780,7 @@ def format_summary(res: SweepResult) -> str:
         if r["status"] == "ok" and r["scheme"] in SQUEEZE:
             lines.append(f"{r['network']:<14} {r['label'][:28]:<28} {r['scheme']:<8} "
                          + " ".join(f"{r[m]:>16,}" if isinstance(r[m], int)
+                                    else f"{r[m]:>16.4g}" if isinstance(r[m], float)
                                     else f"{r[m]!s:>16}" for m in show))
     weights = sorted({r["weights"] for r in res.rows})
     lines += [f"weights: {w}" for w in weights]

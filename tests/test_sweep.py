@@ -20,9 +20,11 @@ from sme import cli, sweep
 
 distributed = pytest.importorskip("dask.distributed")
 
-SPEC = {"name": "t", "networks": ["mobilenet_v2"], "layers": 8,
+LAYERS = 6
+SPEC = {"name": "t", "networks": ["mobilenet_v2"], "layers": LAYERS,
         "grid": {"xbar": [64, 128], "ou": ["9x8", "16x8"]},
         "points": [{"xbar": 128, "ou": "40x8"}]}      # invalid: ou_rows at most 32
+TASKS = 4 * LAYERS          # valid points x layers
 TIMING = ("seconds", "seconds_row", "seconds_segment", "seconds_baselines", "seconds_quantize")
 
 
@@ -77,11 +79,16 @@ def check_equal_serial(res, serial):
             assert r["index_bits"] == rep["totals"].get(f"index_bits_{s}", 0)
             if s not in report.TIMED:            # the floor has no time figures
                 assert r["cycles"] is r["latency"] is r["speedup_vs_isaac"] is None
+                assert r["energy_uj"] is r["area_mm2"] is r["latency_ms"] is None
                 continue
             assert r["cycles"] == sum(lr[f"cycles_{s}"] * max(1, lr["pixels"])
                                       for lr in rep["layers"])
             assert r["latency"] == rep["latency"][s]["latency"]
-            assert r["speedup_vs_isaac"] == rep["ratios"]["speedup_vs_isaac"][s]
+            assert r["speedup_vs_isaac"] == rep["ratios"]["speedup_vs_isaac"].get(s)
+            pp = rep["ppa"]["schemes"].get(s)
+            assert r["energy_uj"] == (pp and pp["energy_uj"])
+            assert r["area_mm2"] == (pp and pp["area_mm2"])
+            assert r["latency_ms"] == (pp and pp["latency_sequential_ms"])
 
 
 def test_sweep_equals_serial_and_reports_invalid_point(client, serial, tmp_path):
@@ -94,11 +101,11 @@ def test_sweep_equals_serial_and_reports_invalid_point(client, serial, tmp_path)
     assert all(r["status"] == "invalid" and r["crossbars"] is None for r in bad)
     assert bad[0]["error"] == "ou_rows must be at most 32, not 40"
     assert bad[0]["ou_rows"] == 40 and bad[0]["xbar_cols"] == 128
-    assert res.stats["computed"] == res.stats["tasks"] == 4 * 8
+    assert res.stats["computed"] == res.stats["tasks"] == TASKS
     out = sweep.write_results(res, tmp_path / "out")
     names = {p.name for p in out}
     assert {"results.parquet", "results.csv", "layers.parquet", "pareto_cycles.png",
-            "pareto_index_bits.png", "summary.txt"} <= names
+            "pareto_index_bits.png", "pareto_energy.png", "summary.txt"} <= names
     import pyarrow.parquet as pq
     table = pq.read_table(tmp_path / "out" / "results.parquet").to_pylist()
     assert table == res.rows
@@ -124,13 +131,13 @@ def test_resumed_sweep_compiles_only_what_is_missing(client, serial, tmp_path):
     assert finished == 10
     before = _settled_compiles(client)
     res = sweep.run_sweep(pl, client, cache=cache)
-    assert _settled_compiles(client) - before == 32 - finished
-    assert res.stats["cached"] == finished and res.stats["computed"] == 32 - finished
+    assert _settled_compiles(client) - before == TASKS - finished
+    assert res.stats["cached"] == finished and res.stats["computed"] == TASKS - finished
     check_equal_serial(res, serial)
     before = _settled_compiles(client)
     again = sweep.run_sweep(pl, client, cache=cache)
     assert _settled_compiles(client) == before          # zero compiles on a re-run
-    assert again.stats["computed"] == 0 and again.stats["cached"] == 32
+    assert again.stats["computed"] == 0 and again.stats["cached"] == TASKS
     assert again.rows == res.rows
 
 
@@ -222,8 +229,11 @@ def test_spec_parsing(tmp_path):
     assert pl.points[0].options["scale"] == "layer" and errs[0] is None
     assert "scale must be one of channel, layer, not 'tensor'" in errs[1]
     assert errs[2].startswith("xbar must be N or \"RxC\"")
-    with pytest.raises(sweep.SpecError, match="metric 'energy' needs golden.ppa"):
-        sweep.plan({"metrics": ["crossbars", "energy"]})
+    with pytest.raises(sweep.SpecError, match="metric 'fidelity' needs sme.infer, which "
+                                              "sme.sweep does not use yet"):
+        sweep.plan({"metrics": ["crossbars", "fidelity"]})
+    with pytest.raises(ValueError, match="nosuch"):
+        sweep.plan({"tech": "nosuch"})
     with pytest.raises(sweep.SpecError, match="unknown spec key"):
         sweep.plan({"gird": {}})
 
