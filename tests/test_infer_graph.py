@@ -164,3 +164,31 @@ def test_bad_input_shape_and_unknown_layer_type():
     g.nodes[1].op = "lstm"
     with pytest.raises(G.GraphError, match="unknown layer type 'lstm'"):
         G.run(g, np.zeros((1, 1, 8, 8)))
+
+
+@pytest.mark.parametrize("name", ["mobilenet_v2", "resnet50"])
+def test_onnx_export_reads_back_to_the_same_network(tmp_path, name):
+    import onnx
+    from sme.infer.onnx_import import from_onnx
+    g = G.NETWORKS[name](G.random_state_dict(name, seed=1), size=32)
+    onnx.save(to_onnx(g), str(tmp_path / "m.onnx"))
+    back = from_onnx(tmp_path / "m.onnx")
+    assert [op.name for op in back.ops] == [op.name for op in g.ops]
+    assert [n.op for n in back.nodes] == [n.op for n in g.nodes]
+    assert [n.act for n in back.nodes] == [n.act for n in g.nodes]
+    x = np.random.default_rng(0).normal(size=(2, 3, 32, 32)).astype(np.float32)
+    np.testing.assert_allclose(G.run(back, x), G.run(g, x), rtol=1e-4, atol=1e-4)
+
+
+def test_onnx_clip_other_than_relu6_is_refused(tmp_path):
+    import onnx
+    from onnx import numpy_helper
+    from sme.infer.onnx_import import from_onnx
+    m = to_onnx(G.mobilenet_v2(G.random_state_dict("mobilenet_v2"), size=32))
+    for init in m.graph.initializer:
+        if init.name.startswith("c6."):
+            init.CopyFrom(numpy_helper.from_array(np.array(4.0, np.float32), init.name))
+            break
+    onnx.save(m, str(tmp_path / "m.onnx"))
+    with pytest.raises(G.GraphError, match=r"only Clip\(0, 6\)"):
+        from_onnx(tmp_path / "m.onnx")
