@@ -39,6 +39,8 @@ from typing import Callable, Iterable
 
 import numpy as np
 
+from sme.workloads.networks import MOBILENET_V2_SETTINGS, RESNET50_STAGES
+
 __all__ = ["MatmulOp", "Node", "Graph", "GraphError", "FloatBackend", "forward", "run",
            "calibrate", "prepare", "im2col", "build", "mobilenet_v2", "resnet50", "digits",
            "NETWORKS", "random_state_dict", "BN_EPS"]
@@ -374,9 +376,6 @@ class _Builder:
         return Graph(name, self.nodes, tuple(input_shape), output)
 
 
-MOBILENET_V2_SETTINGS = [(1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2),
-                         (6, 96, 3, 1), (6, 160, 3, 2), (6, 320, 1, 1)]
-
 
 def mobilenet_v2(sd: dict[str, np.ndarray], num_classes: int = 1000,
                  size: int = 224) -> Graph:
@@ -411,8 +410,7 @@ def resnet50(sd: dict[str, np.ndarray], num_classes: int = 1000, size: int = 224
     x = b.conv("input", "conv1", 3, 64, 7, 2, bn="bn1", act="relu", padding=3)
     x = b.node("maxpool", (x,), kernel=3, stride=2, padding=1)
     cin = 64
-    for stage, (planes, blocks, stride) in enumerate(
-            [(64, 3, 1), (128, 4, 2), (256, 6, 2), (512, 3, 2)], start=1):
+    for stage, (planes, blocks, stride) in enumerate(RESNET50_STAGES, start=1):
         for i in range(blocks):
             s = stride if i == 0 else 1
             pre = f"layer{stage}.{i}"

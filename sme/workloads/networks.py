@@ -168,6 +168,14 @@ class Network:
         return Network(f"{self.name}[:{count}]", self.layers[:count])
 
 
+#: torchvision ResNet-50 stages: (bottleneck width, blocks, stride of the first block).
+RESNET50_STAGES = ((64, 3, 1), (128, 4, 2), (256, 6, 2), (512, 3, 2))
+#: torchvision MobileNet-v2 (width 1.0) inverted-residual settings: (expansion t, channels c,
+#: repeats n, stride s of the first repeat).
+MOBILENET_V2_SETTINGS = ((1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2),
+                         (6, 96, 3, 1), (6, 160, 3, 2), (6, 320, 1, 1))
+
+
 def _conv(name, cin, cout, k, stride, size_in, groups=1) -> tuple[Layer, int]:
     out = conv_out(size_in, k, stride)
     return Layer(name, cin, cout, k, k, stride, groups, out, out), out
@@ -180,8 +188,7 @@ def resnet50() -> Network:
     layers.append(layer)
     size = conv_out(size, 3, 2)                    # max pool 3x3 / 2, pad 1 -> 56
     cin = 64
-    for stage, (planes, blocks, stride) in enumerate(
-            [(64, 3, 1), (128, 4, 2), (256, 6, 2), (512, 3, 2)], start=1):
+    for stage, (planes, blocks, stride) in enumerate(RESNET50_STAGES, start=1):
         for b in range(blocks):
             s = stride if b == 0 else 1
             pre = f"layer{stage}.{b}"
@@ -203,8 +210,7 @@ def mobilenet_v2() -> Network:
     layer, size = _conv("features.0.0", 3, 32, 3, 2, 224)
     layers.append(layer)
     cin, idx = 32, 1
-    for t, c, n, s in [(1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2),
-                       (6, 96, 3, 1), (6, 160, 3, 2), (6, 320, 1, 1)]:
+    for t, c, n, s in MOBILENET_V2_SETTINGS:
         for i in range(n):
             stride = s if i == 0 else 1
             hidden = cin * t
