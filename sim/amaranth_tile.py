@@ -21,7 +21,12 @@ from golden import tile_image
 from golden.program import Program
 
 __all__ = ["TileRun", "simulate", "stall", "put", "get", "load_items", "vector_items",
-           "wait_idle", "tile_load", "tile_vector"]
+           "wait_idle", "tile_load", "tile_vector", "MAX_TILE_WORDS"]
+
+#: Largest tile (cell and descriptor memory words, ``tile_image.frame_words`` at full depth) the
+#: simulator is asked to build: the ``default`` preset needs 54,919; a config that declares
+#: thousands of 4096 x 4096 crossbars would need tens of GiB of simulator state.
+MAX_TILE_WORDS = 1 << 20
 
 
 # ---- stream helpers ----------------------------------------------------------------------------
@@ -127,6 +132,12 @@ def simulate(prog: Program, X: np.ndarray, *, p_idle: float = 0.0, seed: int = 0
 
     cfg = prog.cfg
     tile_image.fits_tile(prog, cfg)
+    size = tile_image.frame_words(cfg, cfg.tile_steps)
+    if size > MAX_TILE_WORDS:
+        raise tile_image.TileImageError(
+            f"the tile of this config holds {size} memory words (cells and descriptors); the "
+            f"simulator takes at most {MAX_TILE_WORDS} (a tile_xbars, xbar_rows or xbar_cols "
+            f"this large is for the golden model only)")
     words = tile_image.build_image(prog, cfg)
     X = np.atleast_2d(np.asarray(X, dtype=np.int64))
     M, N = len(X), prog.shape[1]

@@ -1,11 +1,17 @@
-"""Hypothesis strategies shared by the tests: configs and layers (drawn with ``sim.stimulus``)."""
+"""Hypothesis strategies shared by the tests: configs and layers (drawn with ``sim.stimulus``);
+and :func:`craft`, which re-packs a program file the way an attacker can (valid checksum)."""
 
 from __future__ import annotations
+
+import json
+import struct
+import zlib
 
 import numpy as np
 from hypothesis import strategies as st
 
 from golden.config import SMEConfig, preset
+from golden.program import FORMAT_VERSION, MAGIC
 from sim.stimulus import random_q
 
 
@@ -53,3 +59,27 @@ def dense(blocks, shape) -> np.ndarray:
     for r0, c0, b in blocks:
         q[r0:r0 + b.shape[0], c0:c0 + b.shape[1]] = b
     return q
+
+
+def craft(data: bytes, edit_header=None, edit_arrays=None) -> bytes:
+    """Re-pack a program file after editing its parsed header and/or its raw arrays (a dict
+    name -> bytes), with offsets, sizes and the checksum recomputed: what an attacker can do."""
+    hlen = struct.unpack_from("<I", data, 12)[0]
+    header = json.loads(data[16:16 + hlen])
+    payload = data[16 + hlen:-4]
+    raw = {e["name"]: payload[e["offset"]:e["offset"] + e["nbytes"]] for e in header["arrays"]}
+    if edit_arrays:
+        edit_arrays(header, raw)
+    off = 0
+    for e in header["arrays"]:
+        if e["name"] in raw:
+            e["offset"], e["nbytes"] = off, len(raw[e["name"]])
+            off += len(raw[e["name"]])
+    if edit_header:
+        edit_header(header)
+    h = header if isinstance(header, bytes) else json.dumps(header).encode()
+    if callable(getattr(edit_header, "raw", None)):
+        h = edit_header.raw(h)
+    body = MAGIC + struct.pack("<II", FORMAT_VERSION, len(h)) + h + b"".join(
+        raw[e["name"]] for e in header["arrays"] if e["name"] in raw)
+    return body + struct.pack("<I", zlib.crc32(body))

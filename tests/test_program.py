@@ -12,6 +12,8 @@ from golden.vmm import run
 
 from sim.stimulus import random_q
 
+from .strategies import craft
+
 
 @pytest.fixture
 def prog():
@@ -101,30 +103,6 @@ def test_magic_and_layout(prog):
 
 
 # ---- a valid checksum is not validity: crafted headers and arrays --------------------------
-
-def craft(data: bytes, edit_header=None, edit_arrays=None) -> bytes:
-    """Re-pack a program file after editing its parsed header and/or its raw arrays (a dict
-    name -> bytes), with offsets, sizes and the checksum recomputed: what an attacker can do."""
-    hlen = struct.unpack_from("<I", data, 12)[0]
-    header = json.loads(data[16:16 + hlen])
-    payload = data[16 + hlen:-4]
-    raw = {e["name"]: payload[e["offset"]:e["offset"] + e["nbytes"]] for e in header["arrays"]}
-    if edit_arrays:
-        edit_arrays(header, raw)
-    off = 0
-    for e in header["arrays"]:
-        if e["name"] in raw:
-            e["offset"], e["nbytes"] = off, len(raw[e["name"]])
-            off += len(raw[e["name"]])
-    if edit_header:
-        edit_header(header)
-    h = header if isinstance(header, bytes) else json.dumps(header).encode()
-    if callable(getattr(edit_header, "raw", None)):
-        h = edit_header.raw(h)
-    body = MAGIC + struct.pack("<II", FORMAT_VERSION, len(h)) + h + b"".join(
-        raw[e["name"]] for e in header["arrays"] if e["name"] in raw)
-    return _rewrap(body)
-
 
 def _arr(header, name):
     return next(e for e in header["arrays"] if e["name"] == name)
