@@ -14,7 +14,7 @@ import json
 from typing import Any
 
 __all__ = ["ConfigError", "SMEConfig", "PRESETS", "preset", "PATTERNS", "PATTERN_POINTS",
-           "pattern_point"]
+           "pattern_point", "check_range"]
 
 PATTERNS = ("window", "max_ones", "uniform", "fragment")
 
@@ -272,3 +272,21 @@ def pattern_point(cfg: SMEConfig, label: str) -> SMEConfig:
         raise ConfigError(f"unknown pattern point {label!r}; known: "
                           f"{', '.join(PATTERN_POINTS)}") from None
     return cfg.replace(**changes)
+
+
+def check_range(name: str, value, lo=None, hi=None, *, lo_open: bool = False):
+    """Return ``value`` if ``lo <= value <= hi`` (``lo < value`` with ``lo_open``; NaN is never
+    in range), else raise :class:`ConfigError` naming ``name`` and the range.  Command-line
+    options and settings use it so that an out-of-range value fails before any work starts
+    (``--idle 1.0`` would stall forever)."""
+    ok = value == value and (lo is None or value > lo or (value == lo and not lo_open)) \
+        and (hi is None or value <= hi)
+    if not ok:
+        if lo is not None and hi is not None:
+            want = f"between {lo} and {hi}" if not lo_open else f"above {lo} and at most {hi}"
+        elif lo is not None:
+            want = f"{'above' if lo_open else 'at least'} {lo}"
+        else:
+            want = f"at most {hi}"
+        raise ConfigError(f"{name} must be {want}, not {value!r}")
+    return value

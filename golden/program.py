@@ -41,12 +41,11 @@ import os
 import re
 import struct
 import zlib
-from pathlib import Path
 
 import numpy as np
 
 from .config import ConfigError, SMEConfig
-from .fileio import atomic_write_bytes
+from .fileio import atomic_write_bytes, check_size
 
 __all__ = ["Program", "ProgramError", "save", "load", "dumps", "loads",
            "FORMAT_VERSION", "MAGIC", "ACT_FIELDS"]
@@ -378,8 +377,12 @@ def save(p: Program, path: str | os.PathLike) -> None:
 
 
 def load(path: str | os.PathLike, expect_cfg: SMEConfig | None = None) -> Program:
+    """:func:`loads` of a file; a file larger than the cap of :func:`golden.fileio.max_bytes`
+    is refused before it is read."""
     try:
-        data = Path(path).read_bytes()
+        with open(path, "rb") as f:
+            check_size(os.fstat(f.fileno()).st_size, f"{path}: a program file")
+            data = f.read()
     except OSError as e:
         raise ProgramError(f"{path}: cannot read ({e.strerror})") from None
     return loads(data, expect_cfg, source=str(path))

@@ -16,6 +16,7 @@ import dataclasses
 
 import numpy as np
 
+from .fileio import check_size
 from .program import Program
 
 __all__ = ["run", "run_blocks", "predicted_cycles", "InputError", "check_inputs",
@@ -32,9 +33,12 @@ def check_inputs(X: np.ndarray, p: Program) -> np.ndarray:
         X = X[None, :]
     if X.ndim != 2 or X.shape[1] != p.shape[0]:
         raise InputError(f"inputs must be M x K with K = {p.shape[0]}, got shape {X.shape}")
+    if X.dtype.kind not in "biuf":
+        raise InputError(f"inputs must be numbers, not {X.dtype} values")
     if not np.issubdtype(X.dtype, np.integer):
         if X.size and (not np.all(np.isfinite(X)) or np.any(X != np.round(X))):
             raise InputError("inputs must be integers")
+    check_size(X.size * 8, f"{X.shape[0]} input vectors of {X.shape[1]} (int64)")
     X = X.astype(np.int64)
     if X.size and (X.min() < 0 or X.max() > p.cfg.max_input):
         raise InputError(f"inputs must lie in [0, {p.cfg.max_input}] "
@@ -115,6 +119,10 @@ class RunPlan:
 def run_plan(p: Program) -> RunPlan:
     cfg = p.cfg
     ru, cu = cfg.ou_rows, cfg.ou_cols
+    # Sizes a program declares are bounded before they are allocated.
+    check_size(p.shape[0] * p.shape[1] * 8,
+               f"the layer's {p.shape[0]} x {p.shape[1]} weight matrix (int64)")
+    check_size(p.n_act * ru * cu * 8, f"the {p.n_act} OU activations' cells")
     cells = _act_cells(p)
     may_clip = cells.sum(axis=1, dtype=np.int64).max(axis=1) > cfg.adc_max
     safe = np.flatnonzero(~may_clip)
@@ -160,6 +168,7 @@ def run(p: Program, X: np.ndarray, chunk_elems: int = 1 << 24,
     cfg = p.cfg
     X = check_inputs(X, p)
     M, (K, N) = X.shape[0], p.shape
+    check_size(M * N * 8, f"the output ({M} x {N} int64)")
     Y = np.zeros((M, N), dtype=np.int64)
     if p.n_act == 0 or M == 0:
         return Y, 0

@@ -19,7 +19,7 @@ import sys
 import time
 from pathlib import Path
 
-from golden.config import preset
+from golden.config import check_range, preset
 from golden.fileio import atomic_write_bytes
 from golden.frames import DEFAULT_BAUD
 
@@ -185,6 +185,8 @@ def build(board: str, preset_name: str | None = None, out_dir: str | os.PathLike
 # ---- CLI ------------------------------------------------------------------------------------
 
 def _cmd_fpga_build(args) -> int:
+    check_range("--baud", args.baud, 1)
+    check_range("--seed", args.seed, 0)
     try:
         s = build(args.board, args.preset, args.out, baud=args.baud, seed=args.seed)
     except FPGABuildError as e:

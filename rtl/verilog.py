@@ -20,8 +20,8 @@ from amaranth.lib import data, wiring
 
 from golden import frames
 from golden import tile_image as ti
-from golden.config import PRESETS, SMEConfig, preset
-from golden.fileio import atomic_write_bytes
+from golden.config import PRESETS, SMEConfig, check_range, preset
+from golden.fileio import OutputSet
 
 __all__ = ["TOPS", "ALL_TOPS", "emit", "emit_preset", "port_list", "payload_fields",
            "layout_fields", "register", "main"]
@@ -121,16 +121,20 @@ def emit(cfg: SMEConfig, top: str = "sme_tile", *, clock: float = BOARD_CLOCK,
 
 
 def emit_preset(name: str, out_dir: str | Path, tops=TOPS, *, clock: float = BOARD_CLOCK,
-                baud: int = frames.DEFAULT_BAUD) -> list[Path]:
+                baud: int = frames.DEFAULT_BAUD, files: OutputSet | None = None) -> list[Path]:
+    """Write ``<out_dir>/<name>/<top>.v`` and ``<top>.json`` for every top: all of them or none
+    (staged in ``files`` if given, committed by its owner, else in a set of their own)."""
+    if files is None:
+        with OutputSet() as files:
+            return emit_preset(name, out_dir, tops, clock=clock, baud=baud, files=files)
     cfg = preset(name)
     out = Path(out_dir) / name
-    out.mkdir(parents=True, exist_ok=True)
     written = []
     for top in tops:
         text, sidecar = emit(cfg, top, clock=clock, baud=baud)
-        atomic_write_bytes(out / f"{top}.v", text.encode())
-        atomic_write_bytes(out / f"{top}.json",
-                           (json.dumps(sidecar, indent=2, sort_keys=True) + "\n").encode())
+        files.add(out / f"{top}.v", text.encode())
+        files.add(out / f"{top}.json",
+                  (json.dumps(sidecar, indent=2, sort_keys=True) + "\n").encode())
         written += [out / f"{top}.v", out / f"{top}.json"]
     return written
 
@@ -160,20 +164,28 @@ def register(subparsers) -> argparse.ArgumentParser:
 
 
 def main(args) -> int:
+    """``sme verilog``: bad presets and options raise ``ValueError`` (the CLI reports them);
+    the files of every preset and top are written together or not at all."""
+    check_range("--clock", args.clock, 0.0, 1e10, lo_open=True)
+    check_range("--baud", args.baud, 1)
+    if not args.out:
+        raise ValueError("-o '': an empty output directory name")
     names = list(PRESETS) if args.all_presets else [args.preset or "default"]
-    try:
-        for name in names:
-            preset(name)
-        if "sme_board_core" in (args.top or ()):
-            from .uart import baud_divisor
-            baud_divisor(args.clock, args.baud)         # refuses a baud rate it cannot make
-    except ValueError as e:
-        print(f"sme verilog: {e}", file=sys.stderr)
-        return 2
     for name in names:
-        for path in emit_preset(name, args.out, tuple(args.top or TOPS), clock=args.clock,
-                                baud=args.baud):
-            print(path)
+        preset(name)
+    if "sme_board_core" in (args.top or ()):
+        from .uart import baud_divisor
+        baud_divisor(args.clock, args.baud)         # refuses a baud rate it cannot make
+    with OutputSet() as files:
+        for name in names:                  # an output that cannot be written fails first
+            for top in args.top or TOPS:
+                for ext in (".v", ".json"):
+                    files.reserve(Path(args.out) / name / f"{top}{ext}")
+        written = [path for name in names for path in emit_preset(
+            name, args.out, tuple(args.top or TOPS), clock=args.clock, baud=args.baud,
+            files=files)]
+    for path in written:
+        print(path)
     return 0
 
 

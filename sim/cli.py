@@ -25,6 +25,8 @@ import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 
+from golden.config import check_range
+
 from .harness import PATTERNS_RUN, TARGETS, run_bench, run_board, run_tile, sim_name
 
 __all__ = ["register", "main", "matrix_jobs"]
@@ -160,6 +162,9 @@ def register(subparsers) -> argparse.ArgumentParser:
 
 
 def main(args) -> int:
+    check_range("--seeds", args.seeds, 1)
+    check_range("--cycles", args.cycles, 1)
+    check_range("--jobs", args.jobs, 1)
     if args.soak:
         sim = sim_name(args.sim) if args.sim else _default_soak_sim()
         targets = [args.preset] if args.preset else list(SOAK_TARGETS)

@@ -37,9 +37,8 @@ from pathlib import Path
 
 import numpy as np
 
-from golden.config import PATTERNS, PRESETS, ConfigError, preset
-from golden.fileio import atomic_write_bytes, load_npy, save_npy
-from golden.program import ProgramError
+from golden.config import PATTERNS, PRESETS, ConfigError, check_range, preset
+from golden.fileio import MAX_BYTES_ENV, OutputSet, load_npy, npy_bytes, save_npy
 
 __all__ = ["main", "UserError", "load_npy", "save_npy"]
 
@@ -92,36 +91,34 @@ def _one_line(text: str) -> str:
 
 # ---- option types: range checks at parse time --------------------------------------------
 
-def _number(kind, lo=None, hi=None, lo_open=False, what=""):
+def _ranged(kind, lo=None, hi=None, lo_open=False):
+    """An argparse ``type=`` that parses ``kind`` and applies :func:`check_range`."""
     def parse(text: str):
         try:
-            v = kind(text)
-        except ValueError:
-            noun = "an integer" if kind is int else "a number"
-            raise argparse.ArgumentTypeError(f"{text!r} is not {noun}") from None
-        if v != v or (lo is not None and (v < lo or (lo_open and v == lo))) \
-                or (hi is not None and v > hi):
-            raise argparse.ArgumentTypeError(f"must be {what}, not {text}")
-        return v
-    parse.__name__ = what
+            return check_range("the value", kind(text), lo, hi, lo_open=lo_open)
+        except ValueError as e:                                 # ConfigError included
+            msg = str(e) if isinstance(e, ConfigError) else \
+                f"{text!r} is not {'an integer' if kind is int else 'a number'}"
+            raise argparse.ArgumentTypeError(msg) from None
     return parse
 
 
-def probability(text: str) -> float:
-    """A probability of an idle cycle: 0 <= p <= 0.9 (1 would stall forever)."""
-    return _number(float, 0.0, 0.9, what="between 0 and 0.9")(text)
+#: ``type=`` helpers for options (module docstring); plugins below sme/ use check_range.
+probability = _ranged(float, 0.0, 0.9)            # 1.0 would stall a stream forever
+positive_int = _ranged(int, 1)
+nonnegative_int = _ranged(int, 0)
+positive_float = _ranged(float, 0.0, 1e15, lo_open=True)
+fraction = _ranged(float, 0.0, 1.0)
 
 
-def positive_int(text: str) -> int:
-    return _number(int, 1, what="an integer >= 1")(text)
-
-
-def nonnegative_int(text: str) -> int:
-    return _number(int, 0, what="an integer >= 0")(text)
-
-
-def positive_float(text: str) -> float:
-    return _number(float, 0.0, 1e12, lo_open=True, what="a number > 0")(text)
+def byte_size(text: str) -> str:
+    """A size in bytes, or with a K/M/G/T suffix (the ``--max-bytes`` cap)."""
+    from golden.fileio import LimitError, parse_size
+    try:
+        parse_size(text)
+    except LimitError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+    return text
 
 
 class ArgumentParser(argparse.ArgumentParser):
@@ -155,18 +152,19 @@ def cmd_compile(args) -> int:
 
     cfg = _config(args)
     w = load_npy(args.weights, "weights")
+    where = f"weights file {args.weights!r}"
     if w.ndim != 2 or w.shape[0] == 0 or w.shape[1] == 0:
-        raise UserError(f"weights must be a non-empty 2-D K x N matrix, got shape {w.shape}")
+        raise UserError(f"{where}: a non-empty 2-D K x N matrix expected, got shape {w.shape}")
     if not (np.issubdtype(w.dtype, np.integer) or np.issubdtype(w.dtype, np.floating)):
-        raise UserError(f"weights must be numeric, got dtype {w.dtype}")
+        raise UserError(f"{where}: numbers expected, got dtype {w.dtype}")
     if np.issubdtype(w.dtype, np.floating) and not np.all(np.isfinite(w)):
-        raise UserError("weights contain NaN or infinite values")
+        raise UserError(f"{where}: contains NaN or infinite values")
     meta = {"source": Path(args.weights).name}
     if args.integer:
         try:
             check_pattern(w, cfg)
         except PatternError as e:
-            raise UserError(f"--integer weights rejected: {e}") from None
+            raise UserError(f"{where}: --integer weights rejected: {e}") from None
         q = w.astype(np.int64)
     else:
         q, alpha = quantize(w, cfg, axis=1 if args.per_channel else None)
@@ -193,11 +191,16 @@ def cmd_run(args) -> int:
     try:
         Y, clipped = run(prog, X)
     except InputError as e:
-        raise UserError(str(e)) from None
-    save_npy(args.output, Y)
+        raise UserError(f"inputs file {args.inputs!r}: {e}") from None
     record = {"inputs": str(args.inputs), "vectors": int(Y.shape[0]), "clipped": int(clipped),
               "time": time.strftime("%Y-%m-%dT%H:%M:%S")}
-    atomic_write_bytes(str(args.program) + ".lastrun.json", json.dumps(record).encode())
+    # Y and the program's sidecar appear together; a sidecar that cannot be written (a
+    # read-only folder) only warns: the result is complete.
+    with OutputSet() as out:
+        out.add(args.output, npy_bytes(Y))
+        out.add(str(args.program) + ".lastrun.json", json.dumps(record).encode(), optional=True)
+    for w in out.warnings:
+        print(f"sme run: warning: {w}", file=sys.stderr)
     note = f", {clipped} clipped ADC samples (result differs from x @ W)" if clipped else \
         ", no clipped samples"
     print(f"ran {Y.shape[0]} vector(s){note} -> {args.output}")
@@ -285,11 +288,15 @@ def cmd_simulate(args) -> int:
     from golden.vmm import InputError, check_inputs
 
     prog = load(args.program)
+    X = load_npy(args.inputs, "inputs")
     try:
-        X = check_inputs(load_npy(args.inputs, "inputs"), prog)
+        X = check_inputs(X, prog)
+    except InputError as e:
+        raise UserError(f"inputs file {args.inputs!r}: {e}") from None
+    try:
         ok, summary = check_on_tile(prog, X, p_idle=args.idle, seed=args.seed)
-    except (InputError, TileImageError) as e:
-        raise UserError(str(e)) from None
+    except TileImageError as e:
+        raise UserError(f"{args.program}: {e}") from None
     print(summary)
     return 0 if ok else 1
 
@@ -298,13 +305,24 @@ def cmd_simulate(args) -> int:
 
 def cmd_demo(args) -> int:
     """Built-in example: a synthetic trained-like layer, compiled both ways, run and checked."""
+    with OutputSet() as files:          # every file of the demo, or none
+        return _demo(args, files)
+
+
+def _demo(args, files: OutputSet) -> int:
     from golden.compiler import compile_matrix
-    from golden.program import save
+    from golden.program import dumps
     from golden.quantize import quantize
     from golden.vmm import run, run_blocks
 
     cfg = _config(args)
+    if not args.out:
+        raise UserError("--out '': an empty output directory name")
     out = Path(args.out)
+    names = ("demo_row.smeprog", "demo_segment.smeprog", "demo_inputs.npy",
+             "demo_weights_q.npy", "demo_tile.smeprog")
+    for name in names:
+        files.reserve(out / name)       # an output that cannot be written fails first
     rng = np.random.default_rng(args.seed)
     K, N = 576, 64             # a 3x3x64 -> 64 convolution unrolled
     # Synthetic, trained-like: Laplace(0, 1) weights, not real trained weights.
@@ -316,7 +334,7 @@ def cmd_demo(args) -> int:
     ok = True
     for squeeze in ("row", "segment"):
         prog = compile_matrix(q, cfg, squeeze=squeeze, meta={"source": "synthetic demo"})
-        save(prog, out / f"demo_{squeeze}.smeprog")
+        files.add(out / f"demo_{squeeze}.smeprog", dumps(prog))
         Y, clipped = run(prog, X)
         exact = np.array_equal(Y, X @ q)
         if clipped:
@@ -334,8 +352,8 @@ def cmd_demo(args) -> int:
         s = prog.stats
         print(f"  {squeeze:>7} squeeze: {s['crossbars']:4d} crossbars (floor "
               f"{s['floor_crossbars']}), {s['cycles']:5d} cycles/vector, {check}")
-    save_npy(str(out / "demo_inputs.npy"), X)
-    save_npy(str(out / "demo_weights_q.npy"), q)
+    files.add(out / "demo_inputs.npy", npy_bytes(X))
+    files.add(out / "demo_weights_q.npy", npy_bytes(q))
     from golden.baselines import baseline_stats
     b = baseline_stats(q, None, cfg)
     print(f"  baseline ISAAC dense: {b['isaac']['crossbars']} crossbars, "
@@ -349,7 +367,7 @@ def cmd_demo(args) -> int:
     w[np.abs(w) < np.quantile(np.abs(w), 0.5)] = 0            # half the weights pruned
     qt, _ = quantize(w, small)
     prog = compile_matrix(qt, small, squeeze="segment", meta={"source": "synthetic demo"})
-    save(prog, out / "demo_tile.smeprog")
+    files.add(out / "demo_tile.smeprog", dumps(prog))
     Xt = rng.integers(0, small.max_input + 1, size=(3, 32))
     tile_ok, summary = check_on_tile(prog, Xt, p_idle=0.3, seed=args.seed)
     print(f"RTL tile (preset fpga_small, 32x16 layer, segment squeeze, random stalls):\n  "
@@ -363,6 +381,9 @@ def build_parser() -> argparse.ArgumentParser:
     ap = ArgumentParser(prog="sme", description=__doc__.splitlines()[0])
     ap.add_argument("--debug", action="store_true",
                     help="show the traceback of an unexpected error")
+    ap.add_argument("--max-bytes", type=byte_size, default=None, metavar="SIZE",
+                    help=f"cap on the data of any one array read or produced (default 256M; "
+                         f"sets {MAX_BYTES_ENV})")
     sub = ap.add_subparsers(dest="command", required=True)
 
     def add_cfg(p):
@@ -438,6 +459,8 @@ def main(argv: list[str] | None = None) -> int:
     ap = build_parser()
     args = ap.parse_args(argv)
     name = f"{ap.prog} {args.command}"
+    if args.max_bytes is not None:
+        os.environ[MAX_BYTES_ENV] = args.max_bytes
 
     def on_sigterm(signum, frame):
         raise Terminated()

@@ -64,8 +64,10 @@ def test_verilog_is_reproducible_and_cli_works(tmp_path, capsys):
                                            "-o", str(tmp_path / "b")])) == 0
     for f in ("sme_tile.v", "sme_tile.json"):
         assert (tmp_path / "a/tiny" / f).read_bytes() == (tmp_path / "b/tiny" / f).read_bytes()
-    assert verilog.main(parser.parse_args(["verilog", "--preset", "nope"])) == 2
+    from sme.cli import main
+    assert main(["verilog", "--preset", "nope", "-o", str(tmp_path / "c")]) == 2
     assert "unknown preset" in capsys.readouterr().err
+    assert not (tmp_path / "c").exists()
 
 
 def test_block_tops_compile(tmp_path):
@@ -94,7 +96,7 @@ def test_board_core_top(tmp_path, capsys):
     side = json.loads((out / "tiny" / "sme_board_core.json").read_text())
     assert side["board_core"]["divisor"] == 48 and side["board_core"]["baud"] == 1_000_000
     assert {p["name"] for p in side["ports"]} == {"clk", "rst", "rx", "tx", "reset_req", "leds"}
-    args = parser.parse_args(["verilog", "--preset", "tiny", "--top", "sme_board_core",
-                              "--clock", "1e6", "--baud", "3000000", "-o", str(tmp_path / "w")])
-    assert args.func(args) == 2
+    from sme.cli import main
+    assert main(["verilog", "--preset", "tiny", "--top", "sme_board_core", "--clock", "1e6",
+                 "--baud", "3000000", "-o", str(tmp_path / "w")]) == 2
     assert "clocks per bit" in capsys.readouterr().err and not (tmp_path / "w").exists()
