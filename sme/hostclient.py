@@ -16,7 +16,7 @@ import time
 import numpy as np
 
 from golden import tile_image as ti
-from golden.config import SMEConfig
+from golden.config import SMEConfig, check_range
 from golden.frames import (DEFAULT_BAUD, FINAL, Cmd, FrameDecoder, FrameError, LinkError, Status,
                            Transport, element_bytes, encode_request)
 from golden.program import Program
@@ -113,9 +113,12 @@ class Client:
                 return body
 
     def _retrying(self, cmd: Cmd, payload: bytes = b"", idempotent: bool = False) -> bytes:
-        """Retry a request the board rejected as corrupted (CRC, timeout: it changed nothing);
-        after a garbled reply only an idempotent request is repeated."""
-        retry_on = {LinkError.CRC, LinkError.TIMEOUT} | ({None} if idempotent else set())
+        """Retry a request the board rejected as corrupted (it changed nothing): CRC, timeout,
+        and BAD_LENGTH - this client builds every frame with the length its payload needs, so
+        a length the board refuses was damaged on the line.  After a garbled reply only an
+        idempotent request is repeated."""
+        retry_on = {LinkError.CRC, LinkError.TIMEOUT, LinkError.BAD_LENGTH} | \
+            ({None} if idempotent else set())
         for attempt in range(self.retries + 1):
             try:
                 return self.request(cmd, payload)
@@ -212,13 +215,16 @@ def _cmd_board_run(args) -> int:
     from golden import vmm
     from golden.fileio import load_npy
 
+    # Bad input raises (ProgramError, ArrayFileError, InputError: ValueErrors); the CLI's error
+    # boundary prints it on one line with exit code 2.  Board trouble exits with 3 or 4.
+    check_range("--baud", args.baud, 1)
+    check_range("--timeout", args.timeout, 0.0, 3600.0, lo_open=True)
+    prog = prog_mod.load(args.program)
+    X = load_npy(args.inputs, "inputs")
     try:
-        prog = prog_mod.load(args.program)
-        X = load_npy(args.inputs, "inputs")
         Y_ref, clipped = vmm.run(prog, X)
-    except (OSError, ValueError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    except vmm.InputError as e:
+        raise vmm.InputError(f"inputs file {args.inputs!r}: {e}") from None
     try:
         transport = SerialTransport(args.port, args.baud)
         client = Client(transport, timeout=args.timeout)
@@ -228,10 +234,10 @@ def _cmd_board_run(args) -> int:
         dt = time.monotonic() - t0
         st = client.status()
     except NoBoardError as e:
-        print(f"error: {e}", file=sys.stderr)
+        print(f"sme board run: error: {e}", file=sys.stderr)
         return 3
     except HostLinkError as e:
-        print(f"error: {e}", file=sys.stderr)
+        print(f"sme board run: error: {e}", file=sys.stderr)
         return 4
     X2 = np.atleast_2d(X)
     bad = np.argwhere(Y != Y_ref)

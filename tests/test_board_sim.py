@@ -117,6 +117,32 @@ def test_host_client_retries_corrupted_request(board):
     assert np.array_equal(Y, vmm.run(prog, X)[0])
 
 
+def test_host_client_retries_damaged_length(board):
+    """A flipped bit in the length field of a frame the client built itself makes the board
+    answer BAD_LENGTH: the client treats that as line corruption and resends (issue 11)."""
+    cfg, line, client = board
+    rng = np.random.default_rng(5)
+    prog = fitting_program(cfg, rng, 6, 4, "row")
+    X = rng.integers(0, cfg.max_input + 1, size=(2, prog.shape[0]))
+    client.load(prog)
+    real_write = line.write
+    seen = []
+
+    def flaky(data):
+        if data[1] == Cmd.RUN and not seen:
+            seen.append(bytes(data))
+            data = bytearray(data)
+            data[3] ^= 0x40                     # high length byte: far past the payload limit
+        real_write(bytes(data))
+
+    line.write = flaky
+    try:
+        Y = client.run(X, cfg)
+    finally:
+        line.write = real_write
+    assert seen and np.array_equal(Y, vmm.run(prog, X)[0])
+
+
 def test_no_board_answers():
     """A line with nothing on it gives a clear NoBoardError, not a hang."""
     cfg = preset("tiny")
