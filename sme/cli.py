@@ -457,7 +457,10 @@ def main(argv: list[str] | None = None) -> int:
     debug = "--debug" in argv or os.environ.get("SME_DEBUG", "") not in ("", "0")
     argv = [a for a in argv if a != "--debug"]
     ap = build_parser()
-    args = ap.parse_args(argv)
+    try:
+        args = ap.parse_args(argv)
+    except SystemExit as e:             # --help, or a usage error already printed
+        return e.code if isinstance(e.code, int) else EXIT_USAGE
     name = f"{ap.prog} {args.command}"
     if args.max_bytes is not None:
         os.environ[MAX_BYTES_ENV] = args.max_bytes

@@ -68,12 +68,13 @@ from pathlib import Path
 import numpy as np
 
 from golden.config import ConfigError, SMEConfig, preset
-from golden.fileio import atomic_write_bytes
+from golden.fileio import OutputSet
 from golden.ppa import layer_stats, load_periphery, load_tech, replicas
 from golden.program import Program
 from golden.quantize import admm_reconstruct, allowed_magnitudes, choose_scale, project_levels
 
 from .ppa import PPA_SCHEMES, format_ppa, network_ppa, ppa_csv, ppa_plot
+from .cli import fraction, nonnegative_int, positive_float, positive_int
 from .workloads.importers import ImportError_, describe_source, load as load_model
 from .workloads.networks import NETWORKS, Layer, Network, layer_blocks
 from .workloads.networks import network as builtin_network
@@ -554,20 +555,30 @@ def _plots(rep: dict) -> dict[str, bytes]:
     return out
 
 
-def write_report(rep: dict, out_dir, plots: bool = True) -> list[Path]:
+#: The files every report writes (plots come on top unless --no-plots).
+REPORT_FILES = ("layers.csv", "report.json", "summary.txt", "ppa_layers.csv")
+
+
+def write_report(rep: dict, out_dir, plots: bool = True,
+                 files: OutputSet | None = None) -> list[Path]:
+    """Write the report's files into ``out_dir``: all of them or none (staged in ``files`` if
+    given and committed by its owner, else in a set of their own)."""
+    if files is None:
+        with OutputSet() as files:
+            return write_report(rep, out_dir, plots, files)
     out = Path(out_dir)
-    files = {"layers.csv": _csv(rep),
-             "report.json": json.dumps(rep, indent=1).encode(),
-             "summary.txt": (format_summary(rep) + "\n").encode()}
-    files["ppa_layers.csv"] = ppa_csv(rep["ppa"])
+    outputs = {"layers.csv": _csv(rep),
+               "report.json": json.dumps(rep, indent=1).encode(),
+               "summary.txt": (format_summary(rep) + "\n").encode()}
+    outputs["ppa_layers.csv"] = ppa_csv(rep["ppa"])
     if plots:
-        files.update(_plots(rep))
-        files["ppa.png"] = ppa_plot(rep["ppa"], f"{rep['header']['network']} "
+        outputs.update(_plots(rep))
+        outputs["ppa.png"] = ppa_plot(rep["ppa"], f"{rep['header']['network']} "
                                     f"({rep['header']['weight_source'].get('kind', '?')} weights)",
                                     LABELS)
-    for name, data in files.items():
-        atomic_write_bytes(out / name, data)
-    return [out / name for name in files]
+    for name, data in outputs.items():
+        files.add(out / name, data)
+    return [out / name for name in outputs]
 
 
 # ---- command --------------------------------------------------------------------------------
@@ -649,29 +660,31 @@ def _frontier_cmd(args) -> int:
 
 
 def _cmd(args) -> int:
+    """``sme report``: bad input raises (ConfigError, ImportError_, ArrayFileError, OSError) and
+    the CLI's error boundary reports it; the report's files appear together or not at all."""
     if args.frontier:
         return _frontier_cmd(args)
-    try:
-        cfg = preset(args.preset)
-        if args.adc_bits is not None:
-            cfg = cfg.replace(adc_bits=args.adc_bits)
-        syn = {"distribution": args.distribution, "prune": args.prune}
-        net, weights, source = resolve(args.network, args.weights, args.seed, syn)
-        for flag, v in (("--budget-area", args.budget_area),
-                        ("--budget-crossbars", args.budget_crossbars)):
-            if v is not None and not v > 0:
-                raise ValueError(f"{flag} must be positive, not {v}")
-        if args.input_size is not None:
-            net = net.with_input_size(args.input_size)
-        load_tech(args.tech)                   # a bad technology file fails before compiling
-    except (ConfigError, ImportError_, ValueError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    with OutputSet() as files:
+        return _report(args, files)
+
+
+def _report(args, files: OutputSet) -> int:
+    if not args.out:
+        raise ValueError("--out '': an empty output directory name")
+    for name in REPORT_FILES:                 # an output that cannot be written fails first
+        files.reserve(Path(args.out) / name)
+    cfg = preset(args.preset)
+    if args.adc_bits is not None:
+        cfg = cfg.replace(adc_bits=args.adc_bits)
+    syn = {"distribution": args.distribution, "prune": args.prune}
+    net, weights, source = resolve(args.network, args.weights, args.seed, syn)
+    if args.input_size is not None:
+        net = net.with_input_size(args.input_size)
+    load_tech(args.tech)                   # a bad technology file fails before compiling
     if args.layers:
         net = net.subset(args.layers)
     if net.unsized:
-        print(f"error: {unsized_error(net)}", file=sys.stderr)
-        return 2
+        raise ValueError(unsized_error(net))
     command = (f"sme report --network {args.network} --preset {args.preset} --seed {args.seed}"
                + (f" --adc-bits {args.adc_bits}" if args.adc_bits is not None else "")
                + f" --scale {args.scale}" + (f" --weights {args.weights}" if args.weights else
@@ -690,7 +703,8 @@ def _cmd(args) -> int:
                                 "crossbar_budget": args.budget_crossbars})
     text = format_summary(rep)
     print(text)
-    paths = write_report(rep, args.out, plots=not args.no_plots)
+    paths = write_report(rep, args.out, plots=not args.no_plots, files=files)
+    files.commit()
     print(f"wrote {len(paths)} files to {args.out}/")
     return 0
 
@@ -709,23 +723,23 @@ def register(subparsers) -> None:
                    help="weight file (.onnx, .npz, .pt) for the network; default: synthetic")
     p.add_argument("--preset", default="default")
     p.add_argument("--out", default="build/report", help="output directory")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--adc-bits", type=int, default=None,
+    p.add_argument("--seed", type=nonnegative_int, default=0)
+    p.add_argument("--adc-bits", type=positive_int, default=None,
                    help="override the preset's ADC resolution (below lossless: samples clip)")
     p.add_argument("--scale", choices=("channel", "layer"), default="channel")
     p.add_argument("--distribution", choices=DISTRIBUTIONS, default="laplace",
                    help="synthetic weight distribution (when no weights are given)")
-    p.add_argument("--prune", type=float, default=0.0,
+    p.add_argument("--prune", type=fraction, default=0.0,
                    help="synthetic weights: fraction pruned to zero by magnitude")
-    p.add_argument("--layers", type=int, default=0, help="only the first N layers (quick runs)")
-    p.add_argument("--input-size", type=int, default=None,
+    p.add_argument("--layers", type=nonnegative_int, default=0, help="only the first N layers (quick runs)")
+    p.add_argument("--input-size", type=positive_int, default=None,
                    help="input height = width for networks given as bare weights (conv output "
                         "sizes inferred along the chain, no pooling assumed)")
     p.add_argument("--tech", default="isaac32",
                    help="technology for energy/area/latency: isaac32 | neurram130 | a JSON file")
-    p.add_argument("--budget-area", type=float, default=None, metavar="MM2",
+    p.add_argument("--budget-area", type=positive_float, default=None, metavar="MM2",
                    help="area budget of the pipelined latency (default: ISAAC-style dense's)")
-    p.add_argument("--budget-crossbars", type=int, default=None, metavar="N",
+    p.add_argument("--budget-crossbars", type=positive_int, default=None, metavar="N",
                    help="crossbar budget of the pipelined latency (default: ISAAC-style dense's)")
     p.add_argument("--no-plots", action="store_true")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -743,12 +757,9 @@ def register(subparsers) -> None:
 
 
 def main(argv=None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
-    ap = argparse.ArgumentParser(prog="python -m sme.report")
-    sub = ap.add_subparsers(dest="cmd", required=True)
-    register(sub)
-    args = ap.parse_args(["report"] + argv)
-    return args.func(args)
+    """``python -m sme.report ARGS`` = ``sme report ARGS`` (the CLI's error boundary)."""
+    from .cli import main as cli_main
+    return cli_main(["report"] + list(sys.argv[1:] if argv is None else argv))
 
 
 if __name__ == "__main__":

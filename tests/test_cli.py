@@ -121,3 +121,50 @@ def test_demo_with_a_clipping_adc_is_checked(tmp_path, capsys, monkeypatch):
     monkeypatch.setattr(vmm, "run", off_by_one)
     assert sme(*args) == 1
     assert "with clipping: False" in capsys.readouterr().out
+
+
+def test_run_sidecar_failure_only_warns(layer, capsys):
+    """Y.npy is the result: a .lastrun.json that cannot be written (here a directory is in its
+    place; a read-only folder behaves the same) gives a warning and exit 0."""
+    d, w, x = layer
+    assert sme("compile", d / "w.npy", "-o", d / "p.smeprog") == 0
+    (d / "p.smeprog.lastrun.json").mkdir()
+    capsys.readouterr()
+    assert sme("run", d / "p.smeprog", "--inputs", d / "x.npy", "-o", d / "y.npy") == 0
+    err = capsys.readouterr().err
+    assert err.startswith("sme run: warning: ") and "lastrun.json" in err
+    assert np.load(d / "y.npy").shape == (5, 12)
+
+
+def test_unexpected_errors_are_bugs_with_a_traceback_on_debug(layer, capsys, monkeypatch):
+    import sme.cli as cli
+    d, _, _ = layer
+
+    def boom(args):
+        raise KeyError("something internal")
+    monkeypatch.setattr(cli, "cmd_stats", boom)
+    real = cli.build_parser
+
+    def build():
+        ap = real()
+        ap._subparsers._group_actions[0].choices["stats"].set_defaults(func=boom)
+        return ap
+    monkeypatch.setattr(cli, "build_parser", build)
+    assert cli.main(["stats", "x"]) == cli.EXIT_BUG
+    err = capsys.readouterr().err
+    assert "internal error: KeyError" in err and "Traceback" not in err
+    assert len(err.strip().splitlines()) == 1
+    assert cli.main(["stats", "x", "--debug"]) == cli.EXIT_BUG
+    assert "Traceback" in capsys.readouterr().err
+
+
+def test_explain_covers_every_expected_class():
+    import zipfile
+
+    from sme.cli import explain
+    assert explain(OSError(13, "Permission denied", "out/y.npy")) == \
+        "'out/y.npy': Permission denied"
+    assert "out of memory" in explain(MemoryError())
+    assert "nested too deeply" in explain(RecursionError())
+    assert "BadZipFile" in explain(zipfile.BadZipFile("bad"))
+    assert explain(KeyError("x")) is None and explain(TypeError("x")) is None

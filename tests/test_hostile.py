@@ -495,7 +495,7 @@ def test_no_command_prints_a_traceback(tmp_path):
     for i, (kind, name, make) in enumerate(files):
         d = tmp_path / f"f{i}"
         d.mkdir()
-        both(good_prog, good_x, make)(d)
+        both(good_x, make)(d) if kind == "prog" else both(good_prog, good_x, make)(d)
         m = next((p.name for p in d.iterdir() if p.name.startswith("m.")), "")
         for argv in READERS[kind]:
             jobs.append((d, [a.replace("{m}", m) for a in argv], {}))

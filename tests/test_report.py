@@ -194,7 +194,7 @@ def test_command_adc_override_counts_clipping(tmp_path, capsys):
     assert rep["totals"]["clipped_row"] > 0 and rep["totals"]["clipped_segment"] > 0
     assert report.main(["--network", "mobilenet_v2", "--adc-bits", "0", "--out",
                         str(out)]) == 2
-    assert "adc_bits" in capsys.readouterr().err
+    assert "--adc-bits" in capsys.readouterr().err
 
 
 def test_register_adds_report_and_digits_once():
@@ -276,4 +276,4 @@ def test_report_prices_every_design_and_not_the_floor(tmp_path, capsys):
     assert "cannot read technology file" in capsys.readouterr().err
     assert report.main(["--network", "mobilenet_v2", "--budget-area", "-5",
                         "--out", str(tmp_path / "x")]) == 2
-    assert "--budget-area must be positive, not -5.0" in capsys.readouterr().err
+    assert "--budget-area: the value must be above 0" in capsys.readouterr().err

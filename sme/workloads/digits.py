@@ -38,7 +38,7 @@ from pathlib import Path
 import numpy as np
 
 from golden.config import PATTERNS, SMEConfig, pattern_point, preset
-from golden.fileio import atomic_write_bytes
+from golden.fileio import OutputSet
 from golden.quantize import ADMMState, check_pattern, quantize
 
 __all__ = ["load_data", "init_params", "forward", "loss_and_grads", "accuracy", "train",
@@ -272,31 +272,33 @@ def format_table(res: dict) -> str:
 
 
 def _cmd(args) -> int:
-    from golden.config import ConfigError
-    try:
-        cfg = preset(args.preset)
-        if args.weight_bits is not None:
-            cfg = cfg.replace(weight_bits=args.weight_bits,
-                              window=min(cfg.window, args.weight_bits),
-                              max_ones=min(cfg.max_ones, args.weight_bits),
-                              fragment_bits=min(cfg.fragment_bits, args.weight_bits))
-        patterns = tuple(p for p in args.patterns.split(",") if p)
-        for pat in patterns:                # fail before any training
-            if pat not in PATTERNS:
-                pattern_point(cfg, pat)
-    except ConfigError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    """``sme digits``: a bad config raises (the CLI's error boundary reports it); the two output
+    files appear together or not at all."""
+    cfg = preset(args.preset)
+    if args.weight_bits is not None:
+        cfg = cfg.replace(weight_bits=args.weight_bits,
+                          window=min(cfg.window, args.weight_bits),
+                          max_ones=min(cfg.max_ones, args.weight_bits),
+                          fragment_bits=min(cfg.fragment_bits, args.weight_bits))
+    patterns = tuple(p for p in args.patterns.split(",") if p)
+    for pat in patterns:                    # fail before any training
+        if pat not in PATTERNS:
+            pattern_point(cfg, pat)
     sched = dict(FAST if args.fast else FULL)
     if args.epochs is not None:
         sched["epochs"] = args.epochs
-    res = run(cfg, seed=args.seed, log=lambda m: print(m, file=sys.stderr), patterns=patterns,
-              **sched)
-    print(format_table(res))
+    with OutputSet() as files:
+        if args.out:                        # an output that cannot be written fails first
+            out = Path(args.out)
+            files.reserve(out / "digits.json")
+            files.reserve(out / "digits.txt")
+        res = run(cfg, seed=args.seed, log=lambda m: print(m, file=sys.stderr),
+                  patterns=patterns, **sched)
+        print(format_table(res))
+        if args.out:
+            files.add(out / "digits.json", json.dumps(res, indent=2).encode())
+            files.add(out / "digits.txt", (format_table(res) + "\n").encode())
     if args.out:
-        out = Path(args.out)
-        atomic_write_bytes(out / "digits.json", json.dumps(res, indent=2).encode())
-        atomic_write_bytes(out / "digits.txt", (format_table(res) + "\n").encode())
         print(f"wrote {out / 'digits.json'} and {out / 'digits.txt'}")
     return 0
 

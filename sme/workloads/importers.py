@@ -41,13 +41,15 @@ import csv
 import dataclasses
 import hashlib
 import io
+import math
 import os
 from pathlib import Path
 
 import numpy as np
 
 from .networks import Layer, Network, conv_out, network as builtin_network
-from golden.fileio import atomic_write_bytes
+from golden.fileio import ArrayFileError, atomic_write_bytes, check_size
+from golden.fileio import load_npz as load_npz_arrays
 
 __all__ = ["ImportError_", "Imported", "load", "load_onnx", "read_onnx", "load_npz", "save_npz",
            "load_state_dict", "load_neurosim_csv", "file_source", "describe_source"]
@@ -65,10 +67,13 @@ class Imported:
 
 
 def file_source(path: str | os.PathLike, fmt: str) -> dict:
-    """``{"kind": "file", "format", "file", "sha256"}`` of a weight file."""
-    data = Path(path).read_bytes()
-    return {"kind": "file", "format": fmt, "file": Path(path).name,
-            "sha256": hashlib.sha256(data).hexdigest()}
+    """``{"kind": "file", "format", "file", "sha256"}`` of a weight file (hashed in chunks: a
+    large file is never held in memory for it)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return {"kind": "file", "format": fmt, "file": Path(path).name, "sha256": h.hexdigest()}
 
 
 def describe_source(source: dict) -> str:
@@ -231,7 +236,13 @@ def _from_arrays(arrays: dict[str, np.ndarray], net: Network | None, where: str,
 
         def meta(tag, default):
             v = arrays.get(f"{key}@{tag}")
-            return default if v is None else [int(x) for x in np.ravel(v)]
+            if v is None:
+                return default
+            v = np.ravel(v)
+            if len(v) != len(default) or not np.all(np.isfinite(v)) or np.any(v != np.round(v)):
+                raise ImportError_(f"{where}: {key}@{tag} must be {len(default)} whole "
+                                   f"number(s), not {v.tolist()[:4]}")
+            return [int(x) for x in v]
 
         w = np.asarray(a, dtype=np.float64)
         if w.ndim == 2:
@@ -255,11 +266,12 @@ def _from_arrays(arrays: dict[str, np.ndarray], net: Network | None, where: str,
 
 
 def load_npz(path: str | os.PathLike, network: Network | None = None) -> Imported:
+    """Member sizes are checked against the bytes present and the cap of
+    :func:`golden.fileio.max_bytes` before anything is decompressed; only numeric arrays."""
     try:
-        with np.load(path, allow_pickle=False) as z:
-            arrays = {k: z[k] for k in z.files}
-    except (OSError, ValueError) as e:
-        raise ImportError_(f"{path}: not a readable .npz file ({e})") from None
+        arrays = load_npz_arrays(path, "weights")
+    except ArrayFileError as e:
+        raise ImportError_(str(e)) from None
     net, weights = _from_arrays(arrays, network, str(path), Path(path).stem)
     return Imported(net, weights, file_source(path, ".npz"))
 
@@ -302,7 +314,11 @@ def load_state_dict(path: str | os.PathLike, network: Network | None = None) -> 
 def load_neurosim_csv(path: str | os.PathLike) -> Network:
     """Shapes only (see the module docstring)."""
     try:
-        text = Path(path).read_text()
+        with open(path, "rb") as f:
+            check_size(os.fstat(f.fileno()).st_size, f"{path}: a network table")
+            text = f.read().decode()
+    except UnicodeDecodeError:
+        raise ImportError_(f"{path}: not a text (UTF-8) CSV file") from None
     except OSError as e:
         raise ImportError_(f"{path}: cannot read ({e.strerror})") from None
     layers = []
@@ -311,14 +327,23 @@ def load_neurosim_csv(path: str | os.PathLike) -> Network:
         if not cells or cells[0].startswith("#"):
             continue
         try:
-            vals = [int(float(c)) for c in cells]
+            floats = [float(c) for c in cells]
         except ValueError:
             if not layers and lineno == 1:
                 continue                                   # header
             raise ImportError_(f"{path}:{lineno}: non-numeric field in {row}") from None
-        if len(vals) not in (8, 9):
+        if len(floats) not in (8, 9):
             raise ImportError_(f"{path}:{lineno}: expected 8 fields (IFM H, IFM W, Cin, kH, kW, "
-                               f"Cout, pool, stride) or 9 (+ groups), found {len(vals)}")
+                               f"Cout, pool, stride) or 9 (+ groups), found {len(floats)}")
+        # Every field is a whole number: sizes, channels, stride and groups at least 1, the
+        # pool flag 0 or 1 (inf, NaN, 0 and negative values are refused before any arithmetic).
+        names = ("IFM H", "IFM W", "Cin", "kH", "kW", "Cout", "pool", "stride", "groups")
+        for field, v in zip(names, floats):
+            lo = 0 if field == "pool" else 1
+            if not (math.isfinite(v) and v == int(v) and lo <= v <= (1 if lo == 0 else 1 << 31)):
+                want = "0 or 1" if field == "pool" else "a whole number between 1 and 2^31"
+                raise ImportError_(f"{path}:{lineno}: {field} must be {want}, not {v:g}")
+        vals = [int(v) for v in floats]
         h, w, cin, kh, kw, cout, _pool, stride = vals[:8]
         groups = vals[8] if len(vals) == 9 else 1
         name = f"layer{len(layers) + 1}"

@@ -38,6 +38,7 @@ import math
 import numpy as np
 
 from golden.config import SMEConfig
+from golden.fileio import check_size
 
 __all__ = ["Layer", "Network", "NETWORKS", "network", "resnet50", "mobilenet_v2",
            "layer_blocks", "isaac_dense_crossbars", "conv_out"]
@@ -47,6 +48,11 @@ def conv_out(size: int, k: int, stride: int, pad: int | None = None) -> int:
     """Output size of a convolution; ``pad=None`` means k // 2 ('same'-style, torchvision)."""
     pad = k // 2 if pad is None else pad
     return (size + 2 * pad - k) // stride + 1
+
+
+#: Largest output height or width of a layer (no feature map comes near it; a larger value in
+#: a model file is corrupt or hostile).
+MAX_OUT_SIZE = 1 << 16
 
 
 @dataclasses.dataclass(frozen=True)
@@ -76,6 +82,13 @@ class Layer:
                              f"({self.cin}) and cout ({self.cout})")
         if self.kind not in ("conv", "fc"):
             raise ValueError(f"layer {self.name!r}: kind must be 'conv' or 'fc', not {self.kind!r}")
+        for f in ("out_h", "out_w"):
+            v = getattr(self, f)
+            if not isinstance(v, (int, np.integer)) or not 0 <= v <= MAX_OUT_SIZE:
+                raise ValueError(f"layer {self.name!r}: {f} must be an integer between 0 "
+                                 f"(unknown) and {MAX_OUT_SIZE}, not {v!r}")
+        # A layer is materialized as weights (float64) by the report and the compiler.
+        check_size(self.weights * 8, f"layer {self.name!r}: {self.weights} weights")
 
     @property
     def k_group(self) -> int:
