@@ -335,7 +335,8 @@ def output_error(w: np.ndarray, w_hat: np.ndarray, gram: np.ndarray) -> float:
 
 def admm_reconstruct(w: np.ndarray, gram: np.ndarray, cfg: SMEConfig, *,
                      alpha: np.ndarray | None = None, col0: int = 0, rho: float = 0.05,
-                     rho_growth: float = 1.25, iters: int = 30) -> tuple[np.ndarray, np.ndarray]:
+                     rho_growth: float = 1.25, iters: int = 20,
+                     damp: float = 0.01) -> tuple[np.ndarray, np.ndarray]:
     """Layer-wise ADMM: integer weights on ``cfg``'s pattern that reproduce the layer's outputs.
 
     Minimises ||X W - X W_hat||_F^2 = M tr((W - W_hat)^T G (W - W_hat)) over W_hat = q * alpha
@@ -346,7 +347,10 @@ def admm_reconstruct(w: np.ndarray, gram: np.ndarray, cfg: SMEConfig, *,
     eigendecomposition of G; Z <- Pi(W + U); U <- U + W - Z; rho starts at ``rho`` times the
     mean eigenvalue of G and grows by ``rho_growth`` per iteration.  ADMM on a non-convex set
     is not monotone, so the iterate Z with the least output error is returned, the plain
-    projection (iteration 0) included: the result is never worse than rounding.
+    projection (iteration 0) included: the result is never worse than rounding.  ``damp``
+    adds ``damp`` times the mean diagonal of G to its diagonal (as GPTQ does): with fewer
+    calibration rows than K the Gram matrix is singular, and directions the calibration never
+    saw must still keep their weights.
 
     Returns ``(q, alpha)``: int64 K x N on the pattern (``check_pattern(q, cfg, col0=col0)``
     holds) and the scales (1 x N).
@@ -358,6 +362,7 @@ def admm_reconstruct(w: np.ndarray, gram: np.ndarray, cfg: SMEConfig, *,
     if g.shape != (w.shape[0], w.shape[0]):
         raise ValueError(f"gram must be {w.shape[0]} x {w.shape[0]}, got {g.shape}")
     g = (g + g.T) / 2
+    g = g + damp * max(float(np.mean(np.diag(g))), 1e-12) * np.eye(len(g))
     a = (choose_scale(w, cfg, axis=1) if alpha is None
          else np.broadcast_to(np.asarray(alpha, dtype=np.float64), (1, w.shape[1])))
     lam, vec = np.linalg.eigh(g)

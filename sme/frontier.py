@@ -71,12 +71,12 @@ def _layer_desc_bits(cfg: SMEConfig, k: int, n: int) -> int:
 
 
 def layer_point(layer, index: int, w: np.ndarray, cfg: SMEConfig, *, seed: int = 0,
-                gram: np.ndarray | None = None) -> tuple[dict, np.ndarray, np.ndarray]:
+                gram: np.ndarray | None = None, scale: str = "channel") -> tuple[dict, np.ndarray, np.ndarray]:
     """One layer at one pattern point: ``(row, q, alpha)``; the row holds the report row of
     :func:`sme.report.layer_row` plus ``weight_error``, ``output_error`` (or None) and
     ``descriptor_bits_<mode>``."""
     g1 = gram is not None and layer.groups == 1
-    q, alpha = quantize_layer(layer, w, cfg, np.random.default_rng([seed, index, 1]),
+    q, alpha = quantize_layer(layer, w, cfg, np.random.default_rng([seed, index, 1]), scale,
                               gram=(np.asarray(gram)[0] if g1 else None), return_scale=True)
     row = layer_row(layer, q, cfg)
     flat = np.asarray(w, dtype=np.float64).reshape(layer.cout, -1)
@@ -93,7 +93,8 @@ def layer_point(layer, index: int, w: np.ndarray, cfg: SMEConfig, *, seed: int =
 
 
 def frontier(net: Network, weights: dict | None, source: dict, cfg: SMEConfig, *,
-             labels=DEFAULT_LABELS, seed: int = 0, grams: dict | None = None,
+             labels=DEFAULT_LABELS, seed: int = 0, scale: str = "channel",
+             grams: dict | None = None,
              evaluate: Callable[[SMEConfig, dict], dict] | None = None,
              progress=None, command: str = "") -> dict:
     """Every (pattern, squeeze) point of ``net`` (module docstring).  ``weights``: float
@@ -115,7 +116,7 @@ def frontier(net: Network, weights: dict | None, source: dict, cfg: SMEConfig, *
                 progress(done, total, f"{label} {layer.name}")
             w = layer_weights(layer, i, weights, seed)
             gram = None if grams is None else grams.get(layer.name)
-            row, q, alpha = layer_point(layer, i, w, pcfg, seed=seed, gram=gram)
+            row, q, alpha = layer_point(layer, i, w, pcfg, seed=seed, gram=gram, scale=scale)
             for k in tot:
                 tot[k] += row[k]
             werr.append(row["weight_error"])
@@ -147,7 +148,7 @@ def frontier(net: Network, weights: dict | None, source: dict, cfg: SMEConfig, *
         progress(total, total, "done")
     chosen = choose(points, cfg.weight_bits)
     header = {"network": net.name, "layers": len(net.layers), "weights": net.weights,
-              "weight_source": source, "config": cfg.to_dict(), "seed": seed,
+              "weight_source": source, "config": cfg.to_dict(), "seed": seed, "scale": scale,
               "calibrated": grams is not None, "fidelity": evaluate is not None,
               "command": command, "bar": BAR,
               "isaac_crossbars": next(iter(per_pattern.values()))["totals"]["xbars_isaac"]

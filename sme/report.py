@@ -122,6 +122,13 @@ def quantize_layer(layer: Layer, w: np.ndarray, cfg: SMEConfig, rng: np.random.G
             if pooled.size > 16384:
                 pooled = pooled[rng.choice(pooled.size, 16384, replace=False)]
             alpha = choose_scale(pooled, cfg) * rms
+    elif scale == "mse":
+        # every channel its own MSE search (as the inference engine quantizes); fragments of a
+        # grouped layer with one output per group hold one weight: searched element-wise
+        search = cfg
+        if cfg.pattern == "fragment" and layer.groups > 1 and layer.n_group == 1:
+            search = cfg.replace(pattern="window", window=cfg.fragment_bits)
+        alpha = choose_scale(flat, search, axis=0, out_axis=0)
     elif scale == "layer":
         sub = flat.ravel()
         if sub.size > 65536:
@@ -130,7 +137,7 @@ def quantize_layer(layer: Layer, w: np.ndarray, cfg: SMEConfig, rng: np.random.G
             _fragment_scale(layer, flat, cfg, rng)
         alpha = np.broadcast_to(alpha, (layer.cout, 1))
     else:
-        raise ValueError(f"scale must be 'channel' or 'layer', not {scale!r}")
+        raise ValueError(f"scale must be 'channel', 'mse' or 'layer', not {scale!r}")
     if gram is not None and layer.groups == 1:
         qt, _ = admm_reconstruct(flat.T, gram, cfg, alpha=alpha.T)
         q = qt.T
@@ -640,7 +647,8 @@ def _frontier_cmd(args) -> int:
     if args.layers:
         net = net.subset(args.layers)
     command = (f"sme report --frontier --network {args.network} --preset {args.preset} "
-               f"--seed {args.seed}" + (f" --weights {args.weights}" if args.weights else "")
+               f"--seed {args.seed} --scale {args.scale}"
+               + (f" --weights {args.weights}" if args.weights else "")
                + (f" --points {args.points}" if args.points else "")
                + (f" --calib {args.calib}" if args.calib else "")
                + (f" --fidelity-images {args.fidelity_images}" if args.fidelity_images else "")
@@ -651,7 +659,8 @@ def _frontier_cmd(args) -> int:
         if bar is not None:
             bar.total = total
             bar(done, label)
-    rep = F.frontier(net, weights, source, cfg, labels=labels, seed=args.seed, grams=grams,
+    rep = F.frontier(net, weights, source, cfg, labels=labels, seed=args.seed,
+                     scale=args.scale, grams=grams,
                      evaluate=evaluate, progress=progress, command=command)
     print(F.format_frontier(rep))
     paths = F.write_frontier(rep, args.out, plots=not args.no_plots)
@@ -726,7 +735,9 @@ def register(subparsers) -> None:
     p.add_argument("--seed", type=nonnegative_int, default=0)
     p.add_argument("--adc-bits", type=positive_int, default=None,
                    help="override the preset's ADC resolution (below lossless: samples clip)")
-    p.add_argument("--scale", choices=("channel", "layer"), default="channel")
+    p.add_argument("--scale", choices=("channel", "mse", "layer"), default="channel",
+                   help="channel: pooled RMS-normalised MSE scale times each channel's RMS; "
+                        "mse: an MSE search per channel; layer: one scale")
     p.add_argument("--distribution", choices=DISTRIBUTIONS, default="laplace",
                    help="synthetic weight distribution (when no weights are given)")
     p.add_argument("--prune", type=fraction, default=0.0,
