@@ -16,26 +16,30 @@ A backend serves the graph (``sme/infer/graph.py``) through three calls:
     ``percentile`` (default 99.99) of the call's inputs; larger inputs saturate.  A layer that
     saw a negative input during calibration is *signed*.
 ``matmul(op, cols)``
-    ``cols`` float ``(M, groups, K_g)`` -> float ``(M, groups * N_g)`` without bias.  Inputs are
-    quantized to ``x_q = clip(rint(x / s), 0, 2^A - 1)`` (A = input_bits).
+    ``cols`` float ``(M, groups, K_g)`` -> float32 ``(M, groups * N_g)`` without bias.  Inputs
+    are quantized to ``x_q = rint(clip(x / s, lo, 2^A - 1))`` (A = input_bits; ``lo = 0``, or
+    ``-(2^A - 1)`` for a signed layer, below).
 
 **Signed inputs** (the network input of the first layer, and MobileNet-v2's linear
 bottlenecks that feed the next expansion): the hardware takes unsigned inputs only, so a signed
 layer runs two unsigned passes through the same programs, ``x = x+ - x-`` with
 ``x+ = max(x, 0)``, ``x- = max(-x, 0)``, each quantized with the same scale, and
-``Y = run(Q(x+)) - run(Q(x-))``.  With a lossless ADC this is exactly ``(Q(x+) - Q(x-)) @ W``,
-i.e. a sign-magnitude input quantizer with A magnitude bits; it costs two vectors per
-position.  An unsigned layer clamps any negative input to 0 (its calibration saw none).
+``Y = run(Q(x+)) - run(Q(x-))``.  This is exact, with or without clipping, and equals a
+sign-magnitude input quantizer with A magnitude bits; it costs two vectors per position.  An
+unsigned layer clamps any negative input to 0 (its calibration saw none).
 
-Integer accumulation is exact (int64); dequantization is ``y = Y * s * alpha[channel]``.
+Integer accumulation is exact; dequantization is ``y = Y * s * alpha[channel]`` in float32.
 
 Paths of :class:`GoldenBackend`:
 
 ``fast`` (lossless ADC only)
     the integer product with the matrices the tile programs compute, read from their cell
     images and descriptors (:func:`golden.vmm.effective_weights`, so faults are included), as
-    one float64 BLAS product per layer (dense) or per tile program (grouped); exact because
-    every partial sum stays below 2^53 (checked at prepare time).
+    one BLAS product per layer (dense), one einsum per layer (grouped) or one product per tile
+    program (grouped, when a stuck cell couples two groups).  The two passes of a signed layer
+    are one product with ``Q(x+) - Q(x-)`` (linearity).  The float type is float32 when every
+    partial sum is below 2^24 in magnitude, else float64 (below 2^53, checked at prepare
+    time), so every result is an exact integer.
 ``exact``
     each tile program OU by OU, input bit by input bit, through :func:`golden.vmm.run`, ADC
     clipping included; clipped samples are counted per layer (:meth:`GoldenBackend.report`).
