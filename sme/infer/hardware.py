@@ -231,7 +231,7 @@ class GoldenBackend:
         if self.trace is not None:
             self.trace.setdefault(op.name, []).append(np.rint(Y).astype(np.int64))
         # float32 like the float backend; both paths convert the same integers the same way
-        return Y.astype(np.float32) * (plan.scale * plan.alpha).astype(np.float32)[None, :]
+        return Y.astype(np.float32, copy=False) * (plan.scale * plan.alpha).astype(np.float32)
 
     def quantize_inputs(self, plan: LayerPlan, x: np.ndarray) -> np.ndarray:
         """Integer-valued float inputs ``rint(clip(x * (1/s), lo, 2^A - 1))``: ``lo = 0`` for an
