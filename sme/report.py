@@ -623,7 +623,8 @@ def _frontier_cmd(args) -> int:
         if "window-3" not in labels:
             labels = ("window-3",) + labels             # the reference of the bar
         grams = evaluate = None
-        if args.calib or args.fidelity_images:
+        # real weights go through the inference graph: batch norm folded, what the tiles hold
+        if args.calib or args.fidelity_images or (args.weights and args.network in NETWORKS):
             from .infer.calibration import layer_grams
             from .infer.models import load_images, load_network
             net = builtin_network(args.network) if args.network in NETWORKS else None
@@ -632,8 +633,10 @@ def _frontier_cmd(args) -> int:
             graph = load_network(args.network, args.weights)
             weights, source = F.graph_weights(graph, net), dict(graph.source)
             source.setdefault("kind", "file")
-            x, _, _, calib_x, _ = load_images(graph, "bundled", limit=args.fidelity_images or 1,
-                                              calib=max(args.calib, 1), seed=args.seed)
+            if args.calib or args.fidelity_images:
+                x, _, _, calib_x, _ = load_images(graph, "bundled",
+                                                  limit=args.fidelity_images or 1,
+                                                  calib=max(args.calib, 1), seed=args.seed)
             if args.calib:
                 grams = layer_grams(graph, calib_x)
             if args.fidelity_images:
