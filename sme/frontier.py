@@ -71,7 +71,8 @@ def _layer_desc_bits(cfg: SMEConfig, k: int, n: int) -> int:
 
 
 def layer_point(layer, index: int, w: np.ndarray, cfg: SMEConfig, *, seed: int = 0,
-                gram: np.ndarray | None = None, scale: str = "channel") -> tuple[dict, np.ndarray, np.ndarray]:
+                gram: np.ndarray | None = None,
+                scale: str = "channel") -> tuple[dict, np.ndarray, np.ndarray]:
     """One layer at one pattern point: ``(row, q, alpha)``; the row holds the report row of
     :func:`sme.report.layer_row` plus ``weight_error``, ``output_error`` (or None) and
     ``descriptor_bits_<mode>``."""
@@ -213,7 +214,8 @@ def format_frontier(rep: dict) -> str:
              f"Weights: {describe_source(h['weight_source'])}",
              f"Quality: weight error always; output error on calibration inputs "
              f"{'yes' if h['calibrated'] else 'no'} (layer-wise ADMM where calibrated); "
-             f"fidelity {'golden backend vs float (proxy, not ImageNet accuracy)' if h['fidelity'] else 'not measured'}",
+             "fidelity " + ("golden backend vs float (proxy, not ImageNet accuracy)"
+                            if h["fidelity"] else "not measured"),
              "",
              f"{'pattern':<17} {'squeeze':<8} {'crossbars':>9} {'vs ISAAC':>8} "
              f"{'index b/w':>9} {'descr. b/w':>10} {'w. error':>8} {'out. err':>8} "
@@ -235,8 +237,8 @@ def format_frontier(rep: dict) -> str:
               "weight, quality no worse than window-3 with the same squeeze: "
               + (f"chosen {chosen['pattern']} with {chosen['squeeze']} squeeze" if chosen
                  else "no point meets it"),
-              f"Floor (every one-bit its own cell) of each pattern vs ISAAC: " + ", ".join(
-                  f"{lab} {_f(v['totals']['xbars_isaac'] / max(1, v['totals']['xbars_floor']), '.2f')}x"
+              "Floor (every one-bit its own cell) of each pattern vs ISAAC: " + ", ".join(
+                  f"{lab} {v['totals']['xbars_isaac'] / max(1, v['totals']['xbars_floor']):.2f}x"
                   for lab, v in rep["patterns"].items()),
               f"Time: {rep['seconds']} s"]
     if h["weight_source"].get("kind") == "synthetic":

@@ -37,10 +37,14 @@ def test_bit_density():
 
 
 def test_reduced_experiment(tmp_path):
-    res = digits.run(preset("default"), seed=0, **digits.FAST)
+    res = digits.run(preset("default"), seed=0, **digits.FAST,
+                     patterns=("window", "max_ones", "uniform", "fragment-3"))
     assert res["float_acc"] > 0.8                       # chance is 0.1
     assert res["float_finetuned_acc"] > 0.8 and res["n_test"] == 450
-    assert set(res["patterns"]) == {"window", "max_ones", "uniform"}
+    assert set(res["patterns"]) == {"window", "max_ones", "uniform", "fragment-3"}
+    # (run checks every ADMM weight on its pattern, fragments along the output channels)
+    assert res["patterns"]["fragment-3"]["admm_density"] < res["patterns"]["window"][
+        "admm_density"]
     dens = {p: e["admm_density"] for p, e in res["patterns"].items()}
     # window(3) / max_ones(2) leave fewer one bits than uniform 8-bit magnitudes
     assert dens["max_ones"] < dens["uniform"] and dens["window"] < dens["uniform"]
@@ -68,3 +72,6 @@ def test_admm_weights_obey_pattern_and_command(tmp_path, capsys):
     out = json.loads((tmp_path / "digits.json").read_text())
     assert out["schedule"]["epochs"] == 1
     assert "Float test accuracy" in capsys.readouterr().out
+    from sme.cli import main as cli_main
+    assert cli_main(["digits", "--fast", "--patterns", "fragment-9"]) == 2
+    assert "unknown pattern point" in capsys.readouterr().err

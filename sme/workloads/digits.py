@@ -260,12 +260,12 @@ def format_table(res: dict) -> str:
              f"{res['schedule']['admm_epochs'] + res['schedule']['bias_epochs']} extra epochs "
              "as ADMM, without the penalty)",
              f"One test image = {100 / res['n_test']:.2f} % of accuracy", "",
-             f"{'pattern':<10} {'rounding acc':>13} {'density':>8} {'ADMM acc':>9} "
+             f"{'pattern':<16} {'rounding acc':>13} {'density':>8} {'ADMM acc':>9} "
              f"{'density':>8} {'ADMM drop vs float+ft':>22}"]
     for pat, e in res["patterns"].items():
         name = {"window": f"window({cfg['window']})",
                 "max_ones": f"max_ones({cfg['max_ones']})"}.get(pat, pat)
-        lines.append(f"{name:<10} {100 * e['rounding_acc']:>12.2f}% {e['rounding_density']:>8.4f} "
+        lines.append(f"{name:<16} {100 * e['rounding_acc']:>12.2f}% {e['rounding_density']:>8.4f} "
                      f"{100 * e['admm_acc']:>8.2f}% {e['admm_density']:>8.4f} "
                      f"{100 * (res['float_finetuned_acc'] - e['admm_acc']):>21.2f}%")
     return "\n".join(lines)
