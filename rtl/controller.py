@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 from functools import reduce
 from operator import xor
 
 from amaranth.hdl import Cat, Const, Module, Signal
-from amaranth.lib import enum
 from amaranth.lib.wiring import Out
 
 from golden import tile_image as ti
@@ -34,40 +34,49 @@ def crc32_next(crc, word):
                for j in range(32))
 
 
-class State(enum.Enum, shape=4):
-    IDLE = 0
-    LOAD_HEADER = 1
-    LOAD_CELLS = 2
-    LOAD_DESCRIPTORS = 3
-    LOAD_CHECKSUM = 4
-    DRAIN_FRAME = 5
-    RECEIVE_VECTOR = 6
-    START = 7
-    RUN = 8
-    EMIT = 9
-    DRAIN_VECTOR = 10
-    LOAD_VERIFY = 11
-
-
 class Controller(TileComponent):
     """Loads a tile image (``golden/tile_image.py``), runs vectors through the scheduler,
     emulator and splice, and emits the results.
 
-    * ``i_load``: frame words, ``last`` on the final one.  A load first clears ``loaded``,
-      ``error`` and ``clip_count``, checks the header words as they arrive, writes the cell and
-      descriptor memories, then compares the CRC; ``loaded`` rises only if all checks pass.
-      On an error the rest of the frame (up to ``last``) is discarded.
-    * ``i_vec``: one element per transfer.  With a program loaded exactly K elements make a
-      vector (``last`` is ignored); without one the vector (up to ``last``) is discarded and
-      ``error`` becomes ``NO_PROGRAM``.  A load frame takes priority over a vector when both wait.
-    * ``o_vec``: N signed results per vector, ``last`` on the final one.
+    Members
+    -------
+    i_load : In(stream.Signature(Layouts.load))    tile image words, ``last`` on the final one
+    i_vec : In(stream.Signature(Layouts.vin))      input vector elements
+    o_vec : Out(stream.Signature(Layouts.vout))    results, ``last`` on the final one
+    status : Out(Layouts.status)                   busy, loaded, error, clip_count
+    abort : In(1)                                  back to idle at once, program kept
+    sched : Out(ScheduleControlSignature)          start, n_steps, x, done; descriptor writes
+    xbar : Out(XbarControlSignature)               cell memory writes; busy
+    splice : Out(SpliceControlSignature)           clear; accumulators, clip_delta, busy
+
+    * ``i_load``: a load first clears ``loaded``, ``error`` and ``clip_count``, checks the
+      header words as they arrive, writes the cell and descriptor memories, then compares the
+      CRC; ``loaded`` rises only if all checks pass.  On an error the rest of the frame (up to
+      ``last``) is discarded.
+    * ``i_vec``: with a program loaded exactly K elements make a vector (``last`` is ignored);
+      without one the vector (up to ``last``) is discarded and ``error`` becomes
+      ``NO_PROGRAM``.  A load frame takes priority over a vector when both wait.
+    * ``o_vec``: N signed results per vector.
     * ``status``: busy (not idle), loaded, error (:class:`TileError`, sticky until the next
       load), clip_count (clipped ADC samples since the last load, wraps at 2^32).
     * ``abort``: returns to idle at once, keeping the program; the tile also resets the
       datapath with it.  A new vector after an abort computes from scratch.
 
-    Latency: results follow the last issued step by :attr:`Tile.latency` cycles.
+    States: Idle; Load-Header, Load-Cells, Load-Descriptors, Load-Checksum, Load-Verify (a
+    frame), Drain-Frame (the rest of a bad frame); Receive-Vector, Start, Run, Emit (a vector),
+    Drain-Vector (a vector without a program).
+
+    Latency
+    -------
+    :attr:`latency` = 3 cycles of the controller's own per vector: from the transfer of the
+    last input element to ``sched.start`` (Receive-Vector -> Start), Start -> Run, and from the
+    cycle in Run that finds the datapath done to the first ``o_vec`` valid (Run -> Emit).  With
+    no steps to run that is the whole time from the last element to the first result
+    (:attr:`Tile.empty_latency`); otherwise results follow the last issued step by
+    :attr:`Tile.latency` cycles.
     """
+
+    latency = 3
 
     def __init__(self, cfg: SMEConfig):
         super().__init__(cfg, lambda lay: {
@@ -83,7 +92,6 @@ class Controller(TileComponent):
         lanes, ous = cfg.tile_xbars, cfg.windows * cfg.colgroups
         cw, dw = ti.cell_words(cfg), ti.desc_words(cfg)
 
-        state = Signal(State)
         crc = Signal(32)
         checksum_ok = Signal()
         pos = Signal(range(ti.HEADER_WORDS))
@@ -107,7 +115,7 @@ class Controller(TileComponent):
         top = 32 * max(cw, dw)
 
         m.d.comb += [
-            self.status.busy.eq(state != State.IDLE), self.status.loaded.eq(loaded),
+            self.status.loaded.eq(loaded),
             self.status.error.eq(error), self.status.clip_count.eq(clip_count),
             self.sched.n_steps.eq(n_steps),
             self.xbar.wr.lane.eq(lane), self.xbar.wr.addr.eq(addr),
@@ -120,37 +128,49 @@ class Controller(TileComponent):
         def fail(code):
             m.d.sync += error.eq(code)
             with m.If(ld.payload.last):
-                m.d.sync += state.eq(State.IDLE)
+                m.next = "Idle"
             with m.Else():
-                m.d.sync += state.eq(State.DRAIN_FRAME)
+                m.next = "Drain-Frame"
 
         def take_word():
             """A body word: checksum it; a premature ``last`` is a truncated frame."""
             m.d.sync += [crc.eq(crc32_next(crc, word)), buf.eq(item)]
             with m.If(ld.payload.last):
-                m.d.sync += [error.eq(TileError.BAD_FRAME), state.eq(State.IDLE)]
+                m.next = "Idle"
+                m.d.sync += error.eq(TileError.BAD_FRAME)
 
-        with m.Switch(state):
-            with m.Case(State.IDLE):
+        @contextlib.contextmanager
+        def state(name):
+            """An FSM state whose transitions ``abort`` overrides: back to idle at once."""
+            with m.State(name):
+                yield
+                with m.If(self.abort):
+                    m.next = "Idle"
+
+        with m.FSM(name="controller", init="Idle") as fsm:
+            with state("Idle"):
                 with m.If(ld.valid):
-                    m.d.sync += [state.eq(State.LOAD_HEADER), pos.eq(0), crc.eq(0xFFFFFFFF),
-                                 loaded.eq(0), error.eq(TileError.NONE), clip_count.eq(0)]
+                    m.next = "Load-Header"
+                    m.d.sync += [pos.eq(0), crc.eq(0xFFFFFFFF), loaded.eq(0),
+                                 error.eq(TileError.NONE), clip_count.eq(0)]
                 with m.Elif(vi.valid):
                     with m.If(loaded):
-                        m.d.sync += [state.eq(State.RECEIVE_VECTOR), elem.eq(0)]
+                        m.next = "Receive-Vector"
+                        m.d.sync += elem.eq(0)
                     with m.Else():
-                        m.d.sync += [error.eq(TileError.NO_PROGRAM),
-                                     state.eq(State.DRAIN_VECTOR)]
+                        m.next = "Drain-Vector"
+                        m.d.sync += error.eq(TileError.NO_PROGRAM)
 
-            with m.Case(State.LOAD_HEADER):
+            with state("Load-Header"):
                 m.d.comb += ld.ready.eq(1)
                 with m.If(ld.valid):
                     m.d.sync += [crc.eq(crc32_next(crc, word)), pos.eq(pos + 1)]
                     with m.If(pos == ti.HEADER_WORDS - 1):
-                        m.d.sync += [state.eq(State.LOAD_CELLS), lane.eq(0), addr.eq(0),
-                                     sub.eq(0)]
+                        m.next = "Load-Cells"
+                        m.d.sync += [lane.eq(0), addr.eq(0), sub.eq(0)]
                     with m.If(ld.payload.last):
-                        m.d.sync += [error.eq(TileError.BAD_FRAME), state.eq(State.IDLE)]
+                        m.next = "Idle"
+                        m.d.sync += error.eq(TileError.BAD_FRAME)
                     with m.Switch(pos):
                         with m.Case(0):
                             with m.If(word != ti.MAGIC):
@@ -174,7 +194,7 @@ class Controller(TileComponent):
                             with m.If((word == 0) | (word > cfg.tile_outputs)):
                                 fail(TileError.TOO_BIG)
 
-            with m.Case(State.LOAD_CELLS):
+            with state("Load-Cells"):
                 m.d.comb += ld.ready.eq(1)
                 with m.If(ld.valid):
                     m.d.sync += sub.eq(sub + 1)
@@ -186,12 +206,12 @@ class Controller(TileComponent):
                             with m.If(lane == lanes - 1):
                                 m.d.sync += lane.eq(0)
                                 with m.If(n_steps == 0):
-                                    m.d.sync += state.eq(State.LOAD_CHECKSUM)
+                                    m.next = "Load-Checksum"
                                 with m.Else():
-                                    m.d.sync += state.eq(State.LOAD_DESCRIPTORS)
+                                    m.next = "Load-Descriptors"
                     take_word()
 
-            with m.Case(State.LOAD_DESCRIPTORS):
+            with state("Load-Descriptors"):
                 m.d.comb += ld.ready.eq(1)
                 with m.If(ld.valid):
                     m.d.sync += sub.eq(sub + 1)
@@ -201,58 +221,62 @@ class Controller(TileComponent):
                         with m.If(lane == lanes - 1):
                             m.d.sync += [lane.eq(0), addr.eq(addr + 1)]
                             with m.If(addr == n_steps - 1):
-                                m.d.sync += state.eq(State.LOAD_CHECKSUM)
+                                m.next = "Load-Checksum"
                     take_word()
 
-            with m.Case(State.LOAD_CHECKSUM):
+            with state("Load-Checksum"):
                 m.d.comb += ld.ready.eq(1)
                 with m.If(ld.valid):
                     with m.If(~ld.payload.last):
-                        m.d.sync += [error.eq(TileError.BAD_FRAME), state.eq(State.DRAIN_FRAME)]
+                        m.next = "Drain-Frame"
+                        m.d.sync += error.eq(TileError.BAD_FRAME)
                     with m.Else():
-                        m.d.sync += [checksum_ok.eq(word == ~crc), state.eq(State.LOAD_VERIFY)]
+                        m.next = "Load-Verify"
+                        m.d.sync += checksum_ok.eq(word == ~crc)
 
-            with m.Case(State.LOAD_VERIFY):
-                # the 32-bit comparison was registered in LOAD_CHECKSUM: it stays out of the
+            with state("Load-Verify"):
+                # the 32-bit comparison was registered in Load-Checksum: it stays out of the
                 # next-state logic (a timing path on the ECP5 at 100 MHz)
                 with m.If(checksum_ok):
-                    m.d.sync += [loaded.eq(1), state.eq(State.IDLE)]
+                    m.next = "Idle"
+                    m.d.sync += loaded.eq(1)
                 with m.Else():
-                    m.d.sync += [error.eq(TileError.CHECKSUM), state.eq(State.IDLE)]
+                    m.next = "Idle"
+                    m.d.sync += error.eq(TileError.CHECKSUM)
 
-            with m.Case(State.DRAIN_FRAME):
+            with state("Drain-Frame"):
                 m.d.comb += ld.ready.eq(1)
                 with m.If(ld.valid & ld.payload.last):
-                    m.d.sync += state.eq(State.IDLE)
+                    m.next = "Idle"
 
-            with m.Case(State.RECEIVE_VECTOR):
+            with state("Receive-Vector"):
                 m.d.comb += vi.ready.eq(1)
                 with m.If(vi.valid):
                     m.d.sync += [self.sched.x[elem].eq(vi.payload.data), elem.eq(elem + 1)]
                     with m.If(elem == k - 1):
-                        m.d.sync += state.eq(State.START)
+                        m.next = "Start"
 
-            with m.Case(State.START):
+            with state("Start"):
                 m.d.comb += [self.sched.start.eq(1), self.splice.clear.eq(1)]
-                m.d.sync += state.eq(State.RUN)
+                m.next = "Run"
 
-            with m.Case(State.RUN):
+            with state("Run"):
                 with m.If(self.sched.done & ~self.xbar.busy & ~self.splice.busy):
-                    m.d.sync += [state.eq(State.EMIT), elem.eq(0)]
+                    m.next = "Emit"
+                    m.d.sync += elem.eq(0)
 
-            with m.Case(State.EMIT):
+            with state("Emit"):
                 m.d.comb += [vo.valid.eq(1), vo.payload.data.eq(self.splice.acc[elem]),
                              vo.payload.last.eq(elem == n - 1)]
                 with m.If(vo.ready):
                     m.d.sync += elem.eq(elem + 1)
                     with m.If(elem == n - 1):
-                        m.d.sync += state.eq(State.IDLE)
+                        m.next = "Idle"
 
-            with m.Case(State.DRAIN_VECTOR):
+            with state("Drain-Vector"):
                 m.d.comb += vi.ready.eq(1)
                 with m.If(vi.valid & vi.payload.last):
-                    m.d.sync += state.eq(State.IDLE)
+                    m.next = "Idle"
 
-        with m.If(self.abort):
-            m.d.sync += state.eq(State.IDLE)
+        m.d.comb += self.status.busy.eq(~fsm.ongoing("Idle"))
         return m

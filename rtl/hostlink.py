@@ -18,6 +18,8 @@ Contract
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 from amaranth.hdl import Cat, Const, Module, Mux, ResetInserter, Signal, unsigned
 from amaranth.lib import enum, stream, wiring
 from amaranth.lib.fifo import SyncFIFOBuffered
@@ -134,6 +136,18 @@ class HostLink(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
+        r = self._datapath(m)
+        with m.FSM(name="link") as fsm:
+            self._receive_request(m, r)
+            self._execute(m, r)
+            self._stream_items(m, r)
+            self._send_reply(m, r)
+            m.d.comb += self.active.eq(~fsm.ongoing("Hunt-Sync"))
+        return m
+
+    def _datapath(self, m):
+        """The result queue, the payload buffer, every register of the link and the helpers
+        the FSM states share; returned as one namespace ``r``."""
         cfg = self._cfg
         eb = frames.element_bytes(cfg)
         maxp = self.max_payload
@@ -158,10 +172,10 @@ class HostLink(wiring.Component):
 
         # ---- request state -----------------------------------------------------------------
         cmd = Signal(8)
-        plen = Signal(16)
+        payload_len = Signal(16)
         ptr = Signal(range(maxp + 1))
         head = Signal(32)                   # first 4 payload bytes
-        rcrc = Signal(16)                   # running CRC of the request
+        request_crc = Signal(16)                   # running CRC of the request
         crc_lo = Signal(8)
         idle = Signal(range(self.timeout_cycles + 1))
         timed_out = Signal()
@@ -178,30 +192,30 @@ class HostLink(wiring.Component):
         # ---- execution state ---------------------------------------------------------------
         mode_load = Signal()                # streaming LOAD words (else RUN elements)
         final = Signal()
-        wacc = Signal(32)
-        bcnt = Signal(2)
-        fpend = Signal()
-        wready = Signal()
+        word_acc = Signal(32)               # buffer bytes of the word or element being built
+        byte_count = Signal(2)              # bytes of it taken so far
+        fetch_pending = Signal()            # a buffer read was issued (registered read port)
+        word_ready = Signal()               # word_acc holds a whole word or element
         elem = Signal(range(cfg.tile_inputs))
-        acc_w = (maxp + 2 * eb * cfg.tile_inputs).bit_length()
-        acc = Signal(acc_w)
-        nvec = Signal(16)
-        res_w = (self.result_depth + (maxp + 1) * cfg.tile_outputs).bit_length()
-        res = Signal(res_w)
+        run_bytes_w = (maxp + 2 * eb * cfg.tile_inputs).bit_length()
+        run_bytes = Signal(run_bytes_w)
+        run_vectors = Signal(16)
+        run_results_w = (self.result_depth + (maxp + 1) * cfg.tile_outputs).bit_length()
+        run_results = Signal(run_results_w)
 
         # ---- reply state -------------------------------------------------------------------
-        rcode = Signal(8)
-        rlen = Signal(16)
-        rkind = Signal(_Reply)
-        rval = Signal(32)
-        tcrc = Signal(16)
-        sent = Signal()                     # a reply byte went out last cycle: fold it into tcrc
+        reply_code = Signal(8)
+        reply_len = Signal(16)
+        reply_kind = Signal(_Reply)
+        reply_value = Signal(32)
+        reply_crc = Signal(16)
+        sent = Signal()                     # a reply byte went out last cycle: fold it in
         sent_byte = Signal(8)
-        sidx = Signal(16)
-        wreg = Signal(32)
-        wfull = Signal()
+        send_index = Signal(16)             # reply byte being sent (header, payload or CRC)
+        result_word = Signal(32)            # the result a READ reply is sending
+        result_held = Signal()              # result_word holds a result not yet fully sent
 
-        st = self.tile_status
+        tile_st = self.tile_status
         def u16(v):
             v = v.as_unsigned()
             assert len(v) <= 16
@@ -209,24 +223,26 @@ class HostLink(wiring.Component):
 
         status_bytes = Cat(         # golden.frames.STATUS_FORMAT
             Const(frames.VERSION, 8),
-            st.loaded, st.busy, load_pos != 0, Const(0, 5),
-            st.error.as_value(), Const(0, 8 - len(st.error.as_value())),
+            tile_st.loaded, tile_st.busy, load_pos != 0, Const(0, 5),
+            tile_st.error.as_value(), Const(0, 8 - len(tile_st.error.as_value())),
             Const(0, 8),
-            st.clip_count, Const(ti.config_id(cfg), 32),
+            tile_st.clip_count, Const(ti.config_id(cfg), 32),
             u16(fifo.level), Const(self.result_depth, 16), u16(k), u16(n), Const(maxp, 16),
             bad_frames)
         n_status = len(status_bytes) // 8
         assert n_status * 8 == len(status_bytes) == 8 * 24, len(status_bytes)
 
         def fail(code):
-            m.d.sync += [rcode.eq(frames.Cmd.ERROR), rlen.eq(2), rkind.eq(_Reply.FIXED),
-                         rval.eq(Cat(Const(code.value, 8), cmd)),
+            m.d.sync += [reply_code.eq(frames.Cmd.ERROR), reply_len.eq(2),
+                         reply_kind.eq(_Reply.FIXED),
+                         reply_value.eq(Cat(Const(code.value, 8), cmd)),
                          bad_frames.eq(bad_frames + 1)]
             m.d.comb += self.bad_frame.eq(1)
             m.next = "Send-Header"
 
         def reply(kind, length, value=0):
-            m.d.sync += [rcode.eq(cmd), rlen.eq(length), rkind.eq(kind), rval.eq(value)]
+            m.d.sync += [reply_code.eq(cmd), reply_len.eq(length), reply_kind.eq(kind),
+                         reply_value.eq(value)]
             m.next = "Send-Header"
 
         def receiving(next_state, action, crc=True):
@@ -236,7 +252,7 @@ class HostLink(wiring.Component):
             with m.If(rx.valid):
                 m.d.sync += idle.eq(0)
                 if crc:
-                    m.d.sync += rcrc.eq(crc16_next(rcrc, rx.payload))
+                    m.d.sync += request_crc.eq(crc16_next(request_crc, rx.payload))
                 action(rx.payload)
                 if next_state is not None:
                     m.next = next_state
@@ -248,214 +264,229 @@ class HostLink(wiring.Component):
 
         # The reply CRC folds each sent byte in one cycle later (``sent``/``sent_byte``), so the
         # reply byte multiplexers do not feed the CRC's XOR network in the same cycle.  The CRC
-        # is complete in time: Send-Payload spends a cycle on ``sidx == rlen`` before Send-CRC.
+        # is complete in time: Send-Payload spends a cycle on ``send_index == reply_len`` before
+        # Send-CRC.
         m.d.sync += sent.eq(0)
         with m.If(sent):
-            m.d.sync += tcrc.eq(crc16_next(tcrc, sent_byte))
+            m.d.sync += reply_crc.eq(crc16_next(reply_crc, sent_byte))
+        return SimpleNamespace(**{name: value for name, value in locals().items()
+                                   if name not in ("self", "m")})
 
-        with m.FSM(name="link") as fsm:
-            with m.State("Hunt-Sync"):
-                m.d.comb += rx.ready.eq(1)
-                with m.If(rx.valid & (byte == frames.SYNC_REQ)):
-                    m.d.sync += [rcrc.eq(0xFFFF), idle.eq(0), head.eq(0)]
-                    m.next = "Receive-Command"
+    def _receive_request(self, m, r):
+        """Hunt-Sync to Receive-CRC-High: a request into the payload buffer, its CRC checked;
+        Drain-Line after a length above ``max_payload``."""
+        with m.State("Hunt-Sync"):
+            m.d.comb += r.rx.ready.eq(1)
+            with m.If(r.rx.valid & (r.byte == frames.SYNC_REQ)):
+                m.d.sync += [r.request_crc.eq(0xFFFF), r.idle.eq(0), r.head.eq(0)]
+                m.next = "Receive-Command"
 
-            with m.State("Receive-Command"):
-                receiving("Receive-Length-Low", lambda b: m.d.sync.__iadd__(cmd.eq(b)))
+        with m.State("Receive-Command"):
+            r.receiving("Receive-Length-Low", lambda b: m.d.sync.__iadd__(r.cmd.eq(b)))
 
-            with m.State("Receive-Length-Low"):
-                receiving("Receive-Length-High", lambda b: m.d.sync.__iadd__(plen[:8].eq(b)))
+        with m.State("Receive-Length-Low"):
+            r.receiving("Receive-Length-High",
+                        lambda b: m.d.sync.__iadd__(r.payload_len[:8].eq(b)))
 
-            with m.State("Receive-Length-High"):
-                def length_high(b):
-                    full = Cat(plen[:8], b)
-                    m.d.sync += [plen[8:].eq(b), ptr.eq(0)]
-                    with m.If(full > maxp):
-                        m.next = "Drain-Line"
-                    with m.Elif(full == 0):
-                        m.next = "Receive-CRC-Low"
+        with m.State("Receive-Length-High"):
+            def length_high(b):
+                full = Cat(r.payload_len[:8], b)
+                m.d.sync += [r.payload_len[8:].eq(b), r.ptr.eq(0)]
+                with m.If(full > r.maxp):
+                    m.next = "Drain-Line"
+                with m.Elif(full == 0):
+                    m.next = "Receive-CRC-Low"
+                with m.Else():
+                    m.next = "Receive-Payload"
+            r.receiving(None, length_high)
+
+        with m.State("Receive-Payload"):
+            def payload(b):
+                m.d.comb += r.wp.en.eq(1)
+                m.d.sync += r.ptr.eq(r.ptr + 1)
+                with m.Switch(r.ptr):
+                    for i in range(4):
+                        with m.Case(i):
+                            m.d.sync += r.head[8 * i:8 * i + 8].eq(b)
+                with m.If(r.ptr == r.payload_len - 1):
+                    m.next = "Receive-CRC-Low"
+            r.receiving(None, payload)
+
+        with m.State("Receive-CRC-Low"):
+            r.receiving("Receive-CRC-High", lambda b: m.d.sync.__iadd__(r.crc_lo.eq(b)),
+                      crc=False)
+
+        with m.State("Receive-CRC-High"):
+            def crc_high(b):
+                with m.If(Cat(r.crc_lo, b) == r.request_crc):
+                    m.next = "Dispatch"
+                with m.Else():
+                    r.fail(LinkError.CRC)
+            r.receiving(None, crc_high, crc=False)
+
+        with m.State("Drain-Line"):
+            # The length cannot be trusted, so neither can the frame's end: swallow bytes
+            # until the line has been quiet for the timeout, then answer.
+            m.d.comb += r.rx.ready.eq(1)
+            m.d.sync += r.idle.eq(r.idle + 1)
+            with m.If(r.rx.valid):
+                m.d.sync += r.idle.eq(0)
+            with m.Elif(r.timed_out):
+                r.fail(LinkError.BAD_LENGTH)
+
+    def _execute(self, m, r):
+        """Dispatch a checked request; Check-Run counts a RUN's vectors and checks they fit."""
+        with m.State("Dispatch"):
+            with m.Switch(r.cmd):
+                with m.Case(frames.Cmd.STATUS):
+                    with m.If(r.payload_len != 0):
+                        r.fail(LinkError.BAD_LENGTH)
                     with m.Else():
-                        m.next = "Receive-Payload"
-                receiving(None, length_high)
-
-            with m.State("Receive-Payload"):
-                def payload(b):
-                    m.d.comb += wp.en.eq(1)
-                    m.d.sync += ptr.eq(ptr + 1)
-                    with m.Switch(ptr):
-                        for i in range(4):
-                            with m.Case(i):
-                                m.d.sync += head[8 * i:8 * i + 8].eq(b)
-                    with m.If(ptr == plen - 1):
-                        m.next = "Receive-CRC-Low"
-                receiving(None, payload)
-
-            with m.State("Receive-CRC-Low"):
-                receiving("Receive-CRC-High", lambda b: m.d.sync.__iadd__(crc_lo.eq(b)),
-                          crc=False)
-
-            with m.State("Receive-CRC-High"):
-                def crc_high(b):
-                    with m.If(Cat(crc_lo, b) == rcrc):
-                        m.next = "Dispatch"
+                        r.reply(_Reply.STATUS, r.n_status)
+                with m.Case(frames.Cmd.RESET):
+                    with m.If(r.payload_len != 0):
+                        r.fail(LinkError.BAD_LENGTH)
                     with m.Else():
-                        fail(LinkError.CRC)
-                receiving(None, crc_high, crc=False)
-
-            with m.State("Drain-Line"):
-                # The length cannot be trusted, so neither can the frame's end: swallow bytes
-                # until the line has been quiet for the timeout, then answer.
-                m.d.comb += rx.ready.eq(1)
-                m.d.sync += idle.eq(idle + 1)
-                with m.If(rx.valid):
-                    m.d.sync += idle.eq(0)
-                with m.Elif(timed_out):
-                    fail(LinkError.BAD_LENGTH)
-
-            with m.State("Dispatch"):
-                with m.Switch(cmd):
-                    with m.Case(frames.Cmd.STATUS):
-                        with m.If(plen != 0):
-                            fail(LinkError.BAD_LENGTH)
-                        with m.Else():
-                            reply(_Reply.STATUS, n_status)
-                    with m.Case(frames.Cmd.RESET):
-                        with m.If(plen != 0):
-                            fail(LinkError.BAD_LENGTH)
-                        with m.Else():
-                            m.d.sync += reset_pulse.eq(1)
-                            m.d.sync += [pending.eq(0), load_pos.eq(0), k.eq(0), n.eq(0)]
-                            reply(_Reply.FIXED, 0)
-                    with m.Case(frames.Cmd.LOAD):
-                        with m.If((plen < 8) | (plen[:2] != 0)):
-                            fail(LinkError.BAD_LENGTH)
-                        with m.Elif(head[:31] != load_pos):
-                            fail(LinkError.BAD_OFFSET)
-                        with m.Else():
-                            m.d.sync += [mode_load.eq(1), final.eq(head[31]), ptr.eq(4),
-                                         bcnt.eq(0), fpend.eq(0), wready.eq(0)]
-                            m.next = "Stream-Items"
-                    with m.Case(frames.Cmd.RUN):
-                        with m.If(plen == 0):
-                            fail(LinkError.BAD_LENGTH)
-                        with m.Elif(~st.loaded | (k == 0)):
-                            fail(LinkError.NO_PROGRAM)
-                        with m.Else():
-                            m.d.sync += [acc.eq(0), nvec.eq(0), res.eq(pending)]
-                            m.next = "Check-Run"
-                    with m.Case(frames.Cmd.READ):
-                        with m.If(plen != 0):
-                            fail(LinkError.BAD_LENGTH)
-                        with m.Else():
-                            take = Signal(range(maxp // 4 + 1))
-                            with m.If(fifo.level > maxp // 4):
-                                m.d.comb += take.eq(maxp // 4)
-                            with m.Else():
-                                m.d.comb += take.eq(fifo.level)
-                            m.d.sync += pending.eq(pending - take)
-                            reply(_Reply.RESULTS, take << 2)
-                    with m.Default():
-                        fail(LinkError.UNKNOWN_CMD)
-
-            with m.State("Check-Run"):
-                # M = len / (K * element bytes) by repeated addition: no divider, no multiplier.
-                with m.If(acc >= plen):
-                    with m.If(acc != plen):
-                        fail(LinkError.BAD_LENGTH)
-                    with m.Elif(res > self.result_depth):
-                        fail(LinkError.FULL)
+                        m.d.sync += r.reset_pulse.eq(1)
+                        m.d.sync += [r.pending.eq(0), r.load_pos.eq(0), r.k.eq(0), r.n.eq(0)]
+                        r.reply(_Reply.FIXED, 0)
+                with m.Case(frames.Cmd.LOAD):
+                    with m.If((r.payload_len < 8) | (r.payload_len[:2] != 0)):
+                        r.fail(LinkError.BAD_LENGTH)
+                    with m.Elif(r.head[:31] != r.load_pos):
+                        r.fail(LinkError.BAD_OFFSET)
                     with m.Else():
-                        m.d.sync += [pending.eq(res), mode_load.eq(0), ptr.eq(0), elem.eq(0),
-                                     bcnt.eq(0), fpend.eq(0), wready.eq(0)]
+                        m.d.sync += [r.mode_load.eq(1), r.final.eq(r.head[31]), r.ptr.eq(4),
+                                     r.byte_count.eq(0), r.fetch_pending.eq(0), r.word_ready.eq(0)]
                         m.next = "Stream-Items"
-                with m.Else():
-                    m.d.sync += [acc.eq(acc + k * eb), nvec.eq(nvec + 1), res.eq(res + n)]
-
-            with m.State("Stream-Items"):
-                last_byte = Signal()
-                m.d.comb += last_byte.eq(Mux(mode_load, bcnt == 3, bcnt == eb - 1))
-                with m.If(~wready):
-                    with m.If(~fpend):
-                        m.d.sync += fpend.eq(1)
+                with m.Case(frames.Cmd.RUN):
+                    with m.If(r.payload_len == 0):
+                        r.fail(LinkError.BAD_LENGTH)
+                    with m.Elif(~r.tile_st.loaded | (r.k == 0)):
+                        r.fail(LinkError.NO_PROGRAM)
                     with m.Else():
-                        m.d.sync += [wacc.eq(Cat(wacc[8:], rp.data)), ptr.eq(ptr + 1),
-                                     bcnt.eq(bcnt + 1), fpend.eq(0)]
-                        with m.If(last_byte):
-                            m.d.sync += [bcnt.eq(0), wready.eq(1)]
-                with m.Else():
-                    done = ptr == plen
-                    item = wacc[32 - 8 * eb:]
-                    m.d.comb += [
-                        self.o_load.payload.data.eq(wacc),
-                        self.o_load.payload.last.eq(final & done),
-                        self.o_load.valid.eq(mode_load),
-                        self.o_vec.payload.data.eq(item),
-                        self.o_vec.payload.last.eq(elem == k - 1),
-                        self.o_vec.valid.eq(~mode_load),
-                    ]
-                    with m.If(mode_load & self.o_load.ready):
-                        m.d.sync += [wready.eq(0), load_pos.eq(load_pos + 1)]
-                        with m.If(load_pos == 4):
-                            m.d.sync += k.eq(wacc)
-                        with m.If(load_pos == 5):
-                            m.d.sync += n.eq(wacc)
-                        with m.If(done):
-                            with m.If(final):
-                                m.d.sync += load_pos.eq(0)
-                            reply(_Reply.FIXED, 4, Mux(final, 0, load_pos + 1))
-                    with m.If(~mode_load & self.o_vec.ready):
-                        m.d.sync += [wready.eq(0), elem.eq(elem + 1)]
-                        with m.If(elem == k - 1):
-                            m.d.sync += elem.eq(0)
-                        with m.If(done):
-                            reply(_Reply.FIXED, 2, nvec)
-
-            # ---- the reply: header, payload, CRC ------------------------------------------
-            with m.State("Send-Header"):
-                hdr = Cat(Const(frames.SYNC_REP, 8), rcode, rlen)
-                m.d.comb += [tx.valid.eq(1), tx.payload.eq(hdr.word_select(sidx[:2], 8))]
-                with m.If(tx.ready):
-                    m.d.sync += sidx.eq(sidx + 1)
-                    with m.If(sidx == 0):
-                        m.d.sync += tcrc.eq(0xFFFF)
+                        m.d.sync += [r.run_bytes.eq(0), r.run_vectors.eq(0),
+                                     r.run_results.eq(r.pending)]
+                        m.next = "Check-Run"
+                with m.Case(frames.Cmd.READ):
+                    with m.If(r.payload_len != 0):
+                        r.fail(LinkError.BAD_LENGTH)
                     with m.Else():
-                        m.d.sync += [sent.eq(1), sent_byte.eq(tx.payload)]
-                    with m.If(sidx == 3):
-                        m.d.sync += [sidx.eq(0), wfull.eq(0)]
-                        m.next = "Send-Payload"
+                        take = Signal(range(r.maxp // 4 + 1))
+                        with m.If(r.fifo.level > r.maxp // 4):
+                            m.d.comb += take.eq(r.maxp // 4)
+                        with m.Else():
+                            m.d.comb += take.eq(r.fifo.level)
+                        m.d.sync += r.pending.eq(r.pending - take)
+                        r.reply(_Reply.RESULTS, take << 2)
+                with m.Default():
+                    r.fail(LinkError.UNKNOWN_CMD)
 
-            with m.State("Send-Payload"):
-                with m.If(sidx == rlen):
-                    m.d.sync += sidx.eq(0)
-                    m.next = "Send-CRC"
+        with m.State("Check-Run"):
+            # M = len / (K * element bytes) by repeated addition: no divider, no multiplier.
+            with m.If(r.run_bytes >= r.payload_len):
+                with m.If(r.run_bytes != r.payload_len):
+                    r.fail(LinkError.BAD_LENGTH)
+                with m.Elif(r.run_results > self.result_depth):
+                    r.fail(LinkError.FULL)
                 with m.Else():
-                    with m.Switch(rkind):
-                        with m.Case(_Reply.FIXED):
-                            m.d.comb += [tx.valid.eq(1),
-                                         tx.payload.eq(rval.word_select(sidx[:2], 8))]
-                        with m.Case(_Reply.STATUS):
-                            m.d.comb += [tx.valid.eq(1),
-                                         tx.payload.eq(status_bytes.word_select(
-                                             sidx[:5], 8))]
-                        with m.Case(_Reply.RESULTS):
-                            m.d.comb += [tx.valid.eq(wfull),
-                                         tx.payload.eq(wreg.word_select(sidx[:2], 8))]
-                            with m.If(~wfull & fifo.r_rdy):
-                                m.d.comb += fifo.r_en.eq(1)
-                                m.d.sync += [wreg.eq(fifo.r_data), wfull.eq(1)]
-                    with m.If(tx.valid & tx.ready):
-                        m.d.sync += [sidx.eq(sidx + 1), sent.eq(1), sent_byte.eq(tx.payload)]
-                        with m.If(sidx[:2] == 3):
-                            m.d.sync += wfull.eq(0)
+                    m.d.sync += [r.pending.eq(r.run_results), r.mode_load.eq(0), r.ptr.eq(0),
+                                 r.elem.eq(0),
+                                 r.byte_count.eq(0), r.fetch_pending.eq(0), r.word_ready.eq(0)]
+                    m.next = "Stream-Items"
+            with m.Else():
+                m.d.sync += [r.run_bytes.eq(r.run_bytes + r.k * r.eb),
+                             r.run_vectors.eq(r.run_vectors + 1),
+                             r.run_results.eq(r.run_results + r.n)]
 
-            with m.State("Send-CRC"):
-                m.d.comb += [tx.valid.eq(1), tx.payload.eq(tcrc.word_select(sidx[:1], 8))]
-                with m.If(tx.ready):
-                    m.d.sync += sidx.eq(sidx + 1)
-                    with m.If(sidx == 1):
-                        m.d.sync += sidx.eq(0)
-                        m.next = "Hunt-Sync"
+    def _stream_items(self, m, r):
+        """Stream-Items: LOAD words or RUN elements from the payload buffer into the tile."""
+        with m.State("Stream-Items"):
+            last_byte = Signal()
+            m.d.comb += last_byte.eq(Mux(r.mode_load, r.byte_count == 3, r.byte_count == r.eb - 1))
+            with m.If(~r.word_ready):
+                with m.If(~r.fetch_pending):
+                    m.d.sync += r.fetch_pending.eq(1)
+                with m.Else():
+                    m.d.sync += [r.word_acc.eq(Cat(r.word_acc[8:], r.rp.data)), r.ptr.eq(r.ptr + 1),
+                                 r.byte_count.eq(r.byte_count + 1), r.fetch_pending.eq(0)]
+                    with m.If(last_byte):
+                        m.d.sync += [r.byte_count.eq(0), r.word_ready.eq(1)]
+            with m.Else():
+                done = r.ptr == r.payload_len
+                item = r.word_acc[32 - 8 * r.eb:]
+                m.d.comb += [
+                    self.o_load.payload.data.eq(r.word_acc),
+                    self.o_load.payload.last.eq(r.final & done),
+                    self.o_load.valid.eq(r.mode_load),
+                    self.o_vec.payload.data.eq(item),
+                    self.o_vec.payload.last.eq(r.elem == r.k - 1),
+                    self.o_vec.valid.eq(~r.mode_load),
+                ]
+                with m.If(r.mode_load & self.o_load.ready):
+                    m.d.sync += [r.word_ready.eq(0), r.load_pos.eq(r.load_pos + 1)]
+                    with m.If(r.load_pos == 4):
+                        m.d.sync += r.k.eq(r.word_acc)
+                    with m.If(r.load_pos == 5):
+                        m.d.sync += r.n.eq(r.word_acc)
+                    with m.If(done):
+                        with m.If(r.final):
+                            m.d.sync += r.load_pos.eq(0)
+                        r.reply(_Reply.FIXED, 4, Mux(r.final, 0, r.load_pos + 1))
+                with m.If(~r.mode_load & self.o_vec.ready):
+                    m.d.sync += [r.word_ready.eq(0), r.elem.eq(r.elem + 1)]
+                    with m.If(r.elem == r.k - 1):
+                        m.d.sync += r.elem.eq(0)
+                    with m.If(done):
+                        r.reply(_Reply.FIXED, 2, r.run_vectors)
 
-            m.d.comb += self.active.eq(~fsm.ongoing("Hunt-Sync"))
+    def _send_reply(self, m, r):
+        """Send-Header, Send-Payload, Send-CRC: the reply frame."""
+        with m.State("Send-Header"):
+            hdr = Cat(Const(frames.SYNC_REP, 8), r.reply_code, r.reply_len)
+            m.d.comb += [r.tx.valid.eq(1), r.tx.payload.eq(hdr.word_select(r.send_index[:2], 8))]
+            with m.If(r.tx.ready):
+                m.d.sync += r.send_index.eq(r.send_index + 1)
+                with m.If(r.send_index == 0):
+                    m.d.sync += r.reply_crc.eq(0xFFFF)
+                with m.Else():
+                    m.d.sync += [r.sent.eq(1), r.sent_byte.eq(r.tx.payload)]
+                with m.If(r.send_index == 3):
+                    m.d.sync += [r.send_index.eq(0), r.result_held.eq(0)]
+                    m.next = "Send-Payload"
 
-        return m
+        with m.State("Send-Payload"):
+            with m.If(r.send_index == r.reply_len):
+                m.d.sync += r.send_index.eq(0)
+                m.next = "Send-CRC"
+            with m.Else():
+                with m.Switch(r.reply_kind):
+                    with m.Case(_Reply.FIXED):
+                        m.d.comb += [r.tx.valid.eq(1),
+                                     r.tx.payload.eq(r.reply_value.word_select(
+                                         r.send_index[:2], 8))]
+                    with m.Case(_Reply.STATUS):
+                        m.d.comb += [r.tx.valid.eq(1),
+                                     r.tx.payload.eq(r.status_bytes.word_select(
+                                         r.send_index[:5], 8))]
+                    with m.Case(_Reply.RESULTS):
+                        m.d.comb += [r.tx.valid.eq(r.result_held),
+                                     r.tx.payload.eq(r.result_word.word_select(
+                                         r.send_index[:2], 8))]
+                        with m.If(~r.result_held & r.fifo.r_rdy):
+                            m.d.comb += r.fifo.r_en.eq(1)
+                            m.d.sync += [r.result_word.eq(r.fifo.r_data), r.result_held.eq(1)]
+                with m.If(r.tx.valid & r.tx.ready):
+                    m.d.sync += [r.send_index.eq(r.send_index + 1), r.sent.eq(1),
+                                 r.sent_byte.eq(r.tx.payload)]
+                    with m.If(r.send_index[:2] == 3):
+                        m.d.sync += r.result_held.eq(0)
+
+        with m.State("Send-CRC"):
+            m.d.comb += [r.tx.valid.eq(1),
+                         r.tx.payload.eq(r.reply_crc.word_select(r.send_index[:1], 8))]
+            with m.If(r.tx.ready):
+                m.d.sync += r.send_index.eq(r.send_index + 1)
+                with m.If(r.send_index == 1):
+                    m.d.sync += r.send_index.eq(0)
+                    m.next = "Hunt-Sync"

@@ -53,8 +53,8 @@ class Tile(TileComponent):
     @property
     def empty_latency(self) -> int:
         """Cycles from the last input element's transfer to the first output valid when the
-        program has no steps (START, RUN, EMIT)."""
-        return 3
+        program has no steps: the controller's own :attr:`Controller.latency`."""
+        return Controller.latency
 
     def elaborate(self, platform):
         m = Module()

@@ -21,10 +21,10 @@ from amaranth.lib import data, wiring
 from golden import frames
 from golden import tile_image as ti
 from golden.config import PRESETS, SMEConfig, check_range, preset
-from golden.fileio import OutputSet
+from golden.fileio import OutputSet, atomic_write_bytes
 
-__all__ = ["TOPS", "ALL_TOPS", "emit", "emit_preset", "port_list", "payload_fields",
-           "layout_fields", "register", "main"]
+__all__ = ["TOPS", "ALL_TOPS", "emit", "top_files", "write_top", "emit_preset", "port_list",
+           "payload_fields", "layout_fields", "register", "main"]
 
 
 #: Board core defaults: the ULX3S clock and the host link's default baud rate.
@@ -120,6 +120,28 @@ def emit(cfg: SMEConfig, top: str = "sme_tile", *, clock: float = BOARD_CLOCK,
     return text, sidecar
 
 
+def top_files(cfg: SMEConfig, top: str, *, clock: float = BOARD_CLOCK,
+              baud: int = frames.DEFAULT_BAUD) -> dict[str, bytes]:
+    """``{"<top>.v": Verilog, "<top>.json": sidecar}`` of one top: the one place a sidecar is
+    serialized (every writer of emitted Verilog goes through here)."""
+    text, sidecar = emit(cfg, top, clock=clock, baud=baud)
+    return {f"{top}.v": text.encode(),
+            f"{top}.json": (json.dumps(sidecar, indent=2, sort_keys=True) + "\n").encode()}
+
+
+def write_top(cfg: SMEConfig, top: str, out: str | Path, *, clock: float = BOARD_CLOCK,
+              baud: int = frames.DEFAULT_BAUD) -> tuple[Path, Path]:
+    """Write ``out/<top>.v`` and its sidecar ``out/<top>.json`` (:func:`top_files`), each
+    atomically.  A file whose content is unchanged is left alone, so its timestamp does not
+    trigger a simulator rebuild (the cocotb harness's cache)."""
+    out = Path(out)
+    for name, data in top_files(cfg, top, clock=clock, baud=baud).items():
+        path = out / name
+        if not path.exists() or path.read_bytes() != data:
+            atomic_write_bytes(path, data)
+    return out / f"{top}.v", out / f"{top}.json"
+
+
 def emit_preset(name: str, out_dir: str | Path, tops=TOPS, *, clock: float = BOARD_CLOCK,
                 baud: int = frames.DEFAULT_BAUD, files: OutputSet | None = None) -> list[Path]:
     """Write ``<out_dir>/<name>/<top>.v`` and ``<top>.json`` for every top: all of them or none
@@ -131,11 +153,9 @@ def emit_preset(name: str, out_dir: str | Path, tops=TOPS, *, clock: float = BOA
     out = Path(out_dir) / name
     written = []
     for top in tops:
-        text, sidecar = emit(cfg, top, clock=clock, baud=baud)
-        files.add(out / f"{top}.v", text.encode())
-        files.add(out / f"{top}.json",
-                  (json.dumps(sidecar, indent=2, sort_keys=True) + "\n").encode())
-        written += [out / f"{top}.v", out / f"{top}.json"]
+        for fname, data in top_files(cfg, top, clock=clock, baud=baud).items():
+            files.add(out / fname, data)
+            written.append(out / fname)
     return written
 
 

@@ -18,7 +18,7 @@ import os
 import cocotb
 import numpy as np
 from cocotb.task import bridge, resume
-from cocotb.triggers import ClockCycles, RisingEdge
+from cocotb.triggers import ClockCycles
 
 from golden.frames import Cmd, LinkError, encode_request
 from golden import program as prog_mod
@@ -44,34 +44,14 @@ class CocotbLine(LineTransport):
         cocotb.start_soon(self._drive())
         cocotb.start_soon(self._watch())
 
+    def _set_rx(self, level: int) -> None:
+        self.dut.rx.value = level
+
     async def _drive(self):
-        self.dut.rx.value = 1
-        while True:
-            if not self.to_board:
-                await RisingEdge(self.clk)
-                continue
-            byte = self.to_board.popleft()
-            for bit in [0] + [(byte >> i) & 1 for i in range(8)] + [1]:
-                self.dut.rx.value = bit
-                await ClockCycles(self.clk, self.divisor)
+        await self.transmit(self._set_rx, lambda n: ClockCycles(self.clk, n))
 
     async def _watch(self):
-        d, tx = self.divisor, self.dut.tx
-        while True:
-            while int(tx.value):
-                await RisingEdge(self.clk)
-            await ClockCycles(self.clk, d // 2)
-            if int(tx.value):
-                continue                                # a glitch, not a start bit
-            byte = 0
-            for i in range(8):
-                await ClockCycles(self.clk, d)
-                byte |= int(tx.value) << i
-            await ClockCycles(self.clk, d)
-            if not int(tx.value):
-                self.framing_errors += 1
-                continue
-            self.from_board.append(byte)
+        await self.receive(lambda: int(self.dut.tx.value), lambda n: ClockCycles(self.clk, n))
 
     @resume
     async def _wait(self, cycles: int) -> None:

@@ -2,9 +2,9 @@
 
 Stimulus and expectation are the ones the Amaranth-simulator test uses
 (``sim.stimulus.random_program``, ``golden.scheduler.issue_trace``): random valid programs are
-written into the descriptor memories (descriptors packed with ``Layouts.desc``), a vector is
-started, and every issued step (decoded with ``Layouts.step``) must equal the golden issue
-trace, in order, under the ``SME_BACKPRESSURE`` pattern on ``o_stream``.  Without backpressure
+written into the descriptor memories (``sim.stimulus.descriptor_memory``), a vector is
+started, and every issued step (``sim.models.decode_step`` of the ``Layouts.step`` payload) must
+equal the golden issue trace, in order, under the ``SME_BACKPRESSURE`` pattern on ``o_stream``.  Without backpressure
 the steps must issue on consecutive cycles, ``latency`` cycles after ``start``.
 """
 
@@ -15,45 +15,19 @@ from cocotb.triggers import ClockCycles, RisingEdge
 
 from golden.scheduler import issue_trace
 
-from .stimulus import random_program
+from .models import decode_step
+from .stimulus import descriptor_memory, random_program
 from .streams import Pattern, StreamSink, high, pack
 from .tb import Bench, env_int
-
-
-def _desc(lay, p, i):
-    a = p.acts
-    rows = [{"en": int(r >= 0), "index": int(max(r, 0))} for r in p.inputs[i]]
-    return pack(lay.desc, {"active": 1, "window": int(a["window"][i]),
-                           "colgroup": int(a["colgroup"][i]), "outgroup": int(a["outgroup"][i]),
-                           "plane": int(a["plane"][i]), "sign": int(a["sign"][i]),
-                           "shift": int(a["shift"][i]), "rows": rows})
-
-
-def _decode(step, cfg):
-    lanes = {}
-    for lane in range(cfg.tile_xbars):
-        a = step.lanes[lane]
-        if a.active:
-            bits = tuple((int(a.bits) >> r) & 1 for r in range(cfg.ou_rows))
-            lanes[lane] = (a.window, a.colgroup, bits, a.tag.outgroup, a.tag.plane,
-                           a.tag.sign, a.tag.shift)
-    return step.t, lanes
 
 
 async def _load_and_start(b, p, x):
     dut, cfg, lay = b.dut, b.cfg, b.lay
     dut.ctrl__start.value = 0
-    for s in range(p.n_steps):                        # all-zero words for idle lanes
-        for lane in range(cfg.tile_xbars):
-            dut.ctrl__wr__lane.value = lane
-            dut.ctrl__wr__addr.value = s
-            dut.ctrl__wr__data.value = 0
-            dut.ctrl__wr__en.value = 1
-            await RisingEdge(b.clk)
-    for i in range(p.n_act):
-        dut.ctrl__wr__lane.value = int(p.acts["xbar"][i])
-        dut.ctrl__wr__addr.value = int(p.acts["step"][i])
-        dut.ctrl__wr__data.value = _desc(lay, p, i)
+    for (lane, step), word in descriptor_memory(p).items():  # zero words for idle lanes
+        dut.ctrl__wr__lane.value = lane
+        dut.ctrl__wr__addr.value = step
+        dut.ctrl__wr__data.value = word
         dut.ctrl__wr__en.value = 1
         await RisingEdge(b.clk)
     dut.ctrl__wr__en.value = 0
@@ -83,7 +57,7 @@ async def scheduler_trace(dut):
         expected = issue_trace(p, x)
         await _load_and_start(b, p, x)
         got = await sink.take(len(expected))
-        steps = [_decode(s, cfg) for s in got]
+        steps = [decode_step(s, cfg) for s in got]
         diff = next((i for i, (g, e) in enumerate(zip(steps, expected)) if g != e), None)
         where = (f"step {diff}: {steps[diff]} vs {expected[diff]}" if diff is not None
                  else f"{len(steps)} steps vs {len(expected)}")

@@ -14,35 +14,9 @@ from cocotb.triggers import ClockCycles, RisingEdge
 
 from golden.splice import splice_accumulate
 
+from .stimulus import random_sample_steps
 from .streams import StreamDriver, high, unpack
 from .tb import Bench, env_int
-
-
-def _random_steps(b, count: int, extreme: bool = False):
-    """(payload dicts, model tuples) of ``count`` random sample steps."""
-    cfg, rng = b.cfg, b.rng
-    groups = cfg.tile_outputs // cfg.ou_cols
-    payloads, model = [], []
-    for i in range(count):
-        t = cfg.input_bits - 1 if extreme else int(rng.integers(0, cfg.input_bits))
-        lanes_p, lanes_m = [], []
-        for lane in range(cfg.tile_xbars):
-            active = 1 if extreme else int(rng.random() < 0.8)
-            og = int(rng.integers(0, groups))
-            plane = cfg.planes - 1 if extreme else int(rng.integers(0, cfg.planes))
-            sign = 0 if extreme else int(rng.integers(0, 2))
-            shift = cfg.max_shift if extreme else int(rng.integers(0, cfg.max_shift + 1))
-            vals = [cfg.adc_max] * cfg.ou_cols if extreme else \
-                [int(v) for v in rng.integers(0, cfg.adc_max + 1, cfg.ou_cols)]
-            clips = [int(v) for v in rng.integers(0, 2, cfg.ou_cols)]
-            lanes_p.append({"active": active, "samples": vals,
-                            "clips": sum(c << j for j, c in enumerate(clips)),
-                            "tag": {"outgroup": og, "plane": plane, "sign": sign,
-                                    "shift": shift}})
-            lanes_m.append((active, og, plane, sign, shift, vals, clips))
-        payloads.append({"t": t, "last": int(i == count - 1), "lanes": lanes_p})
-        model.append((t, lanes_m))
-    return payloads, model
 
 
 async def _run(b, drv, payloads, model, label):
@@ -83,7 +57,7 @@ async def splice_accumulates(dut):
     dut.ctrl__clear.value = 0
     await b.reset()
     for v in range(env_int("SME_VECTORS", 4)):
-        payloads, model = _random_steps(b, int(b.rng.integers(1, 40)))
+        payloads, model = random_sample_steps(b.cfg, b.rng, int(b.rng.integers(1, 40)))
         await _run(b, drv, payloads, model, f"vector {v}")
 
 
@@ -95,6 +69,6 @@ async def splice_extremes(dut):
     drv = StreamDriver(dut, "i_stream", b.lay.samples, b.clk)
     dut.ctrl__clear.value = 0
     await b.reset()
-    payloads, model = _random_steps(b, 3, extreme=True)
+    payloads, model = random_sample_steps(b.cfg, b.rng, 3, extreme=True)
     await _run(b, drv, payloads, model, "extremes")
     await _run(b, drv, [], [], "clear only")

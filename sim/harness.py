@@ -24,7 +24,6 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import hashlib
-import json
 import os
 import shutil
 import subprocess
@@ -102,22 +101,6 @@ def _locked(path: Path):
 
 # ---- Verilog -----------------------------------------------------------------------------------
 
-def _component(cfg: SMEConfig, top: str):
-    if top == "sme_tile":
-        from rtl.tile import Tile
-        return Tile(cfg)
-    if top == "sme_scheduler":
-        from rtl.scheduler import Scheduler
-        return Scheduler(cfg)
-    if top == "sme_splice":
-        from rtl.splice import Splice
-        return Splice(cfg)
-    raise ValueError(f"unknown top {top!r}")
-
-
-TOPS = ("sme_tile", "sme_scheduler", "sme_splice")
-
-
 def _rtl_key(cfg: SMEConfig, top: str) -> str:
     h = hashlib.sha256(f"{top}\n{cfg.to_json()}\n".encode())
     for pattern in _RTL_INPUTS:
@@ -127,33 +110,18 @@ def _rtl_key(cfg: SMEConfig, top: str) -> str:
 
 
 def emit(cfg: SMEConfig, top: str, out: Path) -> tuple[Path, Path]:
-    """Write ``out/<top>.v`` and ``out/<top>.json`` unless the RTL sources are unchanged since
-    the last emission (a key file holds their hash), so repeated runs skip the ~1-20 s."""
+    """Write ``out/<top>.v`` and ``out/<top>.json`` (``rtl.verilog.emit``: the project's one
+    emitter and sidecar schema) unless the RTL sources are unchanged since the last emission (a
+    key file holds their hash), so repeated runs skip the ~1-20 s."""
     out.mkdir(parents=True, exist_ok=True)
     v, j, k = out / f"{top}.v", out / f"{top}.json", out / f"{top}.key"
     key = _rtl_key(cfg, top)
     if v.exists() and j.exists() and k.exists() and k.read_text() == key:
         return v, j
-    from amaranth.back import verilog
-
-    from golden import tile_image as ti
-    from rtl.verilog import port_list
-    if top in ("sme_tile", "sme_board_core"):
-        from golden.frames import DEFAULT_BAUD
-        from rtl.verilog import emit as rtl_emit
-        text, sidecar = rtl_emit(cfg, top, clock=BOARD_DIVISOR * DEFAULT_BAUD)
-    else:
-        comp = _component(cfg, top)
-        text = verilog.convert(comp, name=top, emit_src=False)
-        sidecar = {"top": top, "config": cfg.to_dict(),
-                   "derived": {"tile_steps": cfg.tile_steps,
-                               "accumulator_bits": cfg.accumulator_bits,
-                               "adc_max": cfg.adc_max, "config_id": ti.config_id(cfg),
-                               "latency": comp.latency},
-                   "ports": port_list(comp)}
-    if not v.exists() or v.read_text() != text:      # keep the timestamp: no needless rebuild
-        v.write_text(text)
-    j.write_text(json.dumps(sidecar, indent=2, sort_keys=True) + "\n")
+    from golden.frames import DEFAULT_BAUD
+    from rtl.verilog import write_top
+    # The clock only matters to sme_board_core, whose UART then runs BOARD_DIVISOR clocks per bit.
+    write_top(cfg, top, out, clock=BOARD_DIVISOR * DEFAULT_BAUD)
     k.write_text(key)
     return v, j
 

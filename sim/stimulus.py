@@ -7,7 +7,11 @@ harness, the benchmarks and the tests all use the same generators):
 * :func:`fitting_layer`: a random layer whose compiled program fits one tile;
 * :func:`random_program`: a hand-made valid program (random cells and descriptors), for block
   tests that need schedules the compiler would not produce;
-* :func:`input_vectors`: input vectors with the extremes (all zero, all maximum) included.
+* :func:`input_vectors`: input vectors with the extremes (all zero, all maximum) included;
+* :func:`descriptor_memory`: a program's descriptor-memory words, as the controller writes them
+  into the scheduler;
+* :func:`random_sample_steps`: splice input (ADC samples with their tags), as payloads and as
+  ``golden.splice`` model input.
 
 Everything is drawn from a caller's ``numpy.random.Generator``, so one seed replays a case.
 """
@@ -22,7 +26,8 @@ from golden.config import SMEConfig
 from golden.program import ACT_FIELDS, Program, validate
 from golden.quantize import project_levels
 
-__all__ = ["random_q", "fitting_layer", "random_program", "input_vectors"]
+__all__ = ["random_q", "fitting_layer", "random_program", "input_vectors", "descriptor_memory",
+           "random_sample_steps"]
 
 
 def random_q(rng: np.random.Generator, shape, cfg: SMEConfig, density: float,
@@ -128,3 +133,42 @@ def input_vectors(rng: np.random.Generator, cfg: SMEConfig, m: int, k: int) -> n
         x[0] = 0
         x[1] = cfg.max_input
     return x
+
+
+def descriptor_memory(p: Program) -> dict[tuple[int, int], int]:
+    """``{(lane, step): word}`` for every lane and step of ``p``: the image's descriptor items
+    (``golden.tile_image.desc_items``; zero for a lane idle in a step) as integers."""
+    items = ti.desc_items(p, p.cfg)
+    return {(lane, s): sum(int(w) << (32 * i) for i, w in enumerate(items[s, lane]))
+            for s in range(p.n_steps) for lane in range(p.cfg.tile_xbars)}
+
+
+def random_sample_steps(cfg: SMEConfig, rng: np.random.Generator, count: int,
+                        extreme: bool = False) -> tuple[list[dict], list]:
+    """``count`` random splice input steps: ``(payloads, model)``, the payloads as
+    ``Layouts.samples`` dicts and the same steps as :func:`golden.splice.splice_accumulate`
+    input.  Every lane is active with probability 0.8, samples and clip flags are uniform.
+    ``extreme``: every lane active, the last input bit, the top plane, the largest shift,
+    samples at ``adc_max``, sign positive (the largest terms)."""
+    groups = cfg.tile_outputs // cfg.ou_cols
+    payloads, model = [], []
+    for i in range(count):
+        t = cfg.input_bits - 1 if extreme else int(rng.integers(0, cfg.input_bits))
+        lanes_p, lanes_m = [], []
+        for _ in range(cfg.tile_xbars):
+            active = 1 if extreme else int(rng.random() < 0.8)
+            og = int(rng.integers(0, groups))
+            plane = cfg.planes - 1 if extreme else int(rng.integers(0, cfg.planes))
+            sign = 0 if extreme else int(rng.integers(0, 2))
+            shift = cfg.max_shift if extreme else int(rng.integers(0, cfg.max_shift + 1))
+            vals = [cfg.adc_max] * cfg.ou_cols if extreme else \
+                [int(v) for v in rng.integers(0, cfg.adc_max + 1, cfg.ou_cols)]
+            clips = [int(v) for v in rng.integers(0, 2, cfg.ou_cols)]
+            lanes_p.append({"active": active, "samples": vals,
+                            "clips": sum(c << j for j, c in enumerate(clips)),
+                            "tag": {"outgroup": og, "plane": plane, "sign": sign,
+                                    "shift": shift}})
+            lanes_m.append((active, og, plane, sign, shift, vals, clips))
+        payloads.append({"t": t, "last": int(i == count - 1), "lanes": lanes_p})
+        model.append((t, lanes_m))
+    return payloads, model

@@ -4,10 +4,12 @@
 :class:`SimTransport` runs it on Amaranth's simulator and ``sim/bench_board.CocotbLine`` on a
 cocotb simulation of the emitted Verilog.  Either way the same :class:`sme.hostclient.Client`
 that talks to a board over pyserial talks to the simulated board.
-Two background testbenches model the host's UART: one shifts queued bytes onto the design's
-``rx`` line (8N1, ``divisor`` cycles per bit), the other samples bytes off ``tx`` at mid-bit.
-``read`` advances the simulation until a byte arrives or a cycle budget runs out, so the host
-code stays synchronous.
+Two background coroutines model the host's UART (:meth:`LineTransport.transmit` and
+:meth:`LineTransport.receive`, written once for both simulators, which supply only "set the
+line", "read the line" and "wait n cycles"): one shifts queued bytes onto the design's ``rx``
+line (8N1, :func:`frame_bits`, ``divisor`` cycles per bit), the other samples bytes off ``tx``
+at mid-bit.  ``read`` advances the simulation until a byte arrives or a cycle budget runs out,
+so the host code stays synchronous.
 """
 
 from __future__ import annotations
@@ -19,7 +21,12 @@ from amaranth.sim import Simulator
 
 from golden.frames import DEFAULT_BAUD, FrameDecoder, Transport
 
-__all__ = ["LineTransport", "SimTransport"]
+__all__ = ["frame_bits", "LineTransport", "SimTransport"]
+
+
+def frame_bits(byte: int, stop: int = 1) -> list[int]:
+    """Line levels of one 8N1 character, LSB first: start (0), 8 data bits, stop (``stop``)."""
+    return [0] + [(byte >> i) & 1 for i in range(8)] + [stop]
 
 
 class LineTransport(Transport):
@@ -62,6 +69,40 @@ class LineTransport(Transport):
         del self.from_board[:n]
         return out
 
+    async def transmit(self, set_line, wait, between=None) -> None:
+        """Forever: send the bytes queued in :attr:`to_board` on the line (``set_line(level)``,
+        ``await wait(cycles)``); ``await between()`` (if given) runs before every byte."""
+        set_line(1)
+        while True:
+            if between is not None:
+                await between()
+            if not self.to_board:
+                await wait(1)
+                continue
+            for bit in frame_bits(self.to_board.popleft()):
+                set_line(bit)
+                await wait(self.divisor)
+
+    async def receive(self, line, wait) -> None:
+        """Forever: sample characters off the line (``line()`` its level) at mid-bit into
+        :attr:`from_board`; a missing stop bit counts a framing error and drops the byte."""
+        d = self.divisor
+        while True:
+            while line():
+                await wait(1)
+            await wait(d // 2)
+            if line():
+                continue                                # a glitch, not a start bit
+            byte = 0
+            for i in range(8):
+                await wait(d)
+                byte |= line() << i
+            await wait(d)
+            if not line():
+                self.framing_errors += 1
+                continue
+            self.from_board.append(byte)
+
     def exchange(self, frame: bytes, timeout: float) -> list[tuple[int, bytes]]:
         """Send raw bytes (frames the client would never send: corrupt, unknown, cut short)
         and return the reply frames (code, payload) that follow; ``[]`` if the line stays
@@ -74,6 +115,12 @@ class LineTransport(Transport):
                 break
             out += dec.feed(chunk)
         return out
+
+
+def _waiter(ctx):
+    """``wait(n)`` for Amaranth's simulator: a plain tick for one cycle (``repeat`` builds an
+    async generator, costly once per idle cycle)."""
+    return lambda n: ctx.tick() if n == 1 else ctx.tick().repeat(n)
 
 
 class SimTransport(LineTransport):
@@ -99,39 +146,16 @@ class SimTransport(LineTransport):
 
     # ---- the host's UART -------------------------------------------------------------------
     async def _drive(self, ctx):
-        d = self.divisor
-        ctx.set(self.dut.rx, 1)
-        while True:
+        async def reset_button():
             if self._reset_cycles:
                 ctx.set(self.dut.reset_req, 1)
                 await ctx.tick().repeat(self._reset_cycles)
                 ctx.set(self.dut.reset_req, 0)
                 self._reset_cycles = 0
-            if not self.to_board:
-                await ctx.tick()
-                continue
-            byte = self.to_board.popleft()
-            for bit in [0] + [(byte >> i) & 1 for i in range(8)] + [1]:
-                ctx.set(self.dut.rx, bit)
-                await ctx.tick().repeat(d)
+        await self.transmit(lambda v: ctx.set(self.dut.rx, v), _waiter(ctx), reset_button)
 
     async def _watch(self, ctx):
-        d = self.divisor
-        while True:
-            while ctx.get(self.dut.tx):
-                await ctx.tick()
-            await ctx.tick().repeat(d // 2)
-            if ctx.get(self.dut.tx):
-                continue                                # a glitch, not a start bit
-            byte = 0
-            for i in range(8):
-                await ctx.tick().repeat(d)
-                byte |= ctx.get(self.dut.tx) << i
-            await ctx.tick().repeat(d)
-            if not ctx.get(self.dut.tx):
-                self.framing_errors += 1
-                continue
-            self.from_board.append(byte)
+        await self.receive(lambda: ctx.get(self.dut.tx), _waiter(ctx))
 
     # ---- LineTransport -----------------------------------------------------------------------
     def advance(self, cycles: int) -> None:

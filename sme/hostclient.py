@@ -1,4 +1,5 @@
-"""The host client of the FPGA host link, and ``sme board run``.
+"""The host client of the FPGA host link, and ``sme board run`` (also ``--port sim``: the board
+core in Amaranth's simulator).
 
 :class:`Client` loads programs, streams vectors and reads results over any
 :class:`golden.frames.Transport`: :class:`SerialTransport` (pyserial, a real board) or the
@@ -11,7 +12,6 @@ from __future__ import annotations
 
 import struct
 import sys
-import time
 
 import numpy as np
 
@@ -21,7 +21,8 @@ from golden.frames import (DEFAULT_BAUD, FINAL, Cmd, FrameDecoder, FrameError, L
                            Transport, element_bytes, encode_request)
 from golden.program import Program
 
-__all__ = ["HostLinkError", "NoBoardError", "SerialTransport", "Client", "register"]
+__all__ = ["HostLinkError", "NoBoardError", "SerialTransport", "Client", "open_transport",
+           "SIM_PORT", "register"]
 
 
 class HostLinkError(RuntimeError):
@@ -210,6 +211,22 @@ class Client:
         return Y
 
 
+#: ``--port`` value that runs against the board core in Amaranth's simulator instead of hardware.
+SIM_PORT = "sim"
+
+
+def open_transport(port: str, baud: int, cfg: SMEConfig) -> Transport:
+    """The byte pipe ``sme board run`` talks through: the serial port ``port``, or for
+    :data:`SIM_PORT` the board core (UART, host link, tile) of ``cfg`` in Amaranth's simulator,
+    4 clocks per bit (line time runs at ``baud``, see ``sim/uart_line.py``)."""
+    if port == SIM_PORT:
+        from rtl.boards import BoardCore
+        from sim.uart_line import SimTransport
+        divisor = 4
+        return SimTransport(BoardCore(cfg, divisor=divisor, led_stretch=4), divisor, baud=baud)
+    return SerialTransport(port, baud)
+
+
 def _cmd_board_run(args) -> int:
     from golden import program as prog_mod
     from golden import vmm
@@ -226,12 +243,12 @@ def _cmd_board_run(args) -> int:
     except vmm.InputError as e:
         raise vmm.InputError(f"inputs file {args.inputs!r}: {e}") from None
     try:
-        transport = SerialTransport(args.port, args.baud)
+        transport = open_transport(args.port, args.baud, prog.cfg)
         client = Client(transport, timeout=args.timeout)
         client.load(prog)
-        t0 = time.monotonic()
+        t0 = transport.clock()
         Y = client.run(X, prog.cfg)
-        dt = time.monotonic() - t0
+        dt = transport.clock() - t0
         st = client.status()
     except NoBoardError as e:
         print(f"sme board run: error: {e}", file=sys.stderr)
@@ -241,8 +258,8 @@ def _cmd_board_run(args) -> int:
         return 4
     X2 = np.atleast_2d(X)
     bad = np.argwhere(Y != Y_ref)
-    print(f"{len(X2)} vectors of {prog.shape[0]} -> {prog.shape[1]} in {dt:.2f} s; board clipped "
-          f"{st.clip_count} samples (golden {clipped})")
+    print(f"{len(X2)} vectors of {prog.shape[0]} -> {prog.shape[1]} in {dt:.2f} s "
+          f"({transport.name}); board clipped {st.clip_count} samples (golden {clipped})")
     if len(bad) or st.clip_count != clipped:
         for i, j in bad[:10]:
             print(f"  mismatch at vector {i}, output {j}: board {Y[i, j]}, golden {Y_ref[i, j]}")
@@ -257,7 +274,9 @@ def register(subparsers) -> None:
     p = subparsers.add_parser("board", help="talk to a programmed board over its serial port")
     sub = p.add_subparsers(dest="board_cmd", required=True)
     r = sub.add_parser("run", help="load a program, run vectors, compare with the golden model")
-    r.add_argument("--port", required=True, help="serial port, e.g. /dev/ttyUSB1")
+    r.add_argument("--port", required=True,
+                   help=f"serial port, e.g. /dev/ttyUSB1; {SIM_PORT!r}: the board core in "
+                        f"Amaranth's simulator (no hardware)")
     r.add_argument("--program", required=True, help="compiled program file")
     r.add_argument("--inputs", required=True, help=".npy with M x K input vectors")
     r.add_argument("--baud", type=int, default=DEFAULT_BAUD)

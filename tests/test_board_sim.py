@@ -36,6 +36,7 @@ def board():
     return cfg, line, hostclient.Client(line, timeout=0.05)
 
 
+@pytest.mark.slow        # bit-level UART; the cocotb board bench covers load/run/corrupt/reset
 def test_load_run_corrupt_reset(board):
     cfg, line, client = board
     rng = np.random.default_rng(7)
@@ -93,6 +94,7 @@ def test_load_run_corrupt_reset(board):
     assert line.framing_errors == 0
 
 
+@pytest.mark.slow        # bit-level UART, one more load and run
 def test_host_client_retries_corrupted_request(board):
     """The client resends a request the board rejected with a CRC error."""
     cfg, line, client = board
@@ -172,3 +174,56 @@ def test_board_core_converts_to_verilog():
     core = BoardCore(preset("tiny"), divisor=DIVISOR)
     text = verilog.convert(core, name="sme_board", emit_src=False)
     assert "module sme_board" in text and " rx" in text and " tx" in text
+
+
+def test_result_queue_full_is_refused():
+    """RUN whose results do not fit the result queue beside the unread ones: ERROR FULL,
+    nothing queued or run; after a READ the same RUN is accepted."""
+    cfg = preset("tiny")
+    core = BoardCore(cfg, divisor=DIVISOR, led_stretch=4, timeout_cycles=40 * 10 * DIVISOR,
+                     result_depth=cfg.tile_outputs)
+    line = SimTransport(core, DIVISOR)
+    client = hostclient.Client(line, timeout=0.05)
+    rng = np.random.default_rng(13)
+    prog = fitting_program(cfg, rng, 6, cfg.tile_outputs, "segment")
+    k, n = prog.shape
+    X = rng.integers(0, cfg.max_input + 1, size=(2, k))
+    client.load(prog)
+    full = [(Cmd.ERROR, bytes([LinkError.FULL, Cmd.RUN]))]
+    assert 2 * n > core.result_depth >= n
+    two = encode_request(Cmd.RUN, X.astype("u1").tobytes())
+    assert line.exchange(two, QUIET) == full                 # 2 x N results never fit
+    one = encode_request(Cmd.RUN, X[0].astype("u1").tobytes())
+    assert line.exchange(one, QUIET) == [(Cmd.RUN, struct.pack("<H", 1))]
+    if 2 * n > core.result_depth:
+        assert line.exchange(one, QUIET) == full             # N unread results still queued
+    st = client.status()
+    assert st.results == n and st.bad_frames == (2 if 2 * n > core.result_depth else 1)
+    assert client.read_results(n) == vmm.run(prog, X[:1])[0][0].tolist()
+    assert line.exchange(one, QUIET) == [(Cmd.RUN, struct.pack("<H", 1))]
+
+
+def test_sme_board_run_on_the_simulated_board(tmp_path, capsys, monkeypatch):
+    """``sme board run --port sim``: the command's whole path (load, run, compare) on the board
+    core in Amaranth's simulator; a board that returns wrong results fails the command."""
+    from golden.program import save
+    from sme.cli import main
+    cfg = preset("tiny")
+    rng = np.random.default_rng(17)
+    prog = fitting_program(cfg, rng, 8, 6, "segment")
+    save(prog, tmp_path / "p.smeprog")
+    np.save(tmp_path / "x.npy", rng.integers(0, cfg.max_input + 1, size=(3, prog.shape[0])))
+    args = ["board", "run", "--port", "sim", "--program", str(tmp_path / "p.smeprog"),
+            "--inputs", str(tmp_path / "x.npy"), "--timeout", "0.05"]
+    assert main(args) == 0
+    assert "OK: the board matches the golden model exactly" in capsys.readouterr().out
+    good = hostclient.Client.read_results
+
+    def off_by_one(self, count):                 # a board (or link) that corrupts one result
+        out = good(self, count)
+        return [out[0] + 1] + out[1:]
+    monkeypatch.setattr(hostclient.Client, "read_results", off_by_one)
+    assert main(args) == 1
+    assert "FAIL: 1 of 18 results differ" in capsys.readouterr().out
+    assert main(["board", "run", "--port", "sim", "--program", str(tmp_path / "x.npy"),
+                 "--inputs", str(tmp_path / "x.npy")]) == 2

@@ -140,3 +140,21 @@ def test_wrong_splice_shift_is_detected():
     acts = dict(prog.acts, shift=prog.acts["shift"] + (prog.acts["shift"] < cfg.max_shift))
     bad = Program(**{**prog.__dict__, "acts": acts})
     assert not np.array_equal(run(bad, X)[0], X @ q)
+
+
+@pytest.mark.parametrize("reorder", [True, False])
+def test_index_bits_counted_from_the_program(reorder):
+    """The index bits RESULTS.md reports, recounted by hand for a 300 x 20 layer on ``default``
+    (128 x 128 crossbars, OU 9 x 8, 8 planes): input index = ceil(log2 300) = 9 bits.
+    Row squeeze: per physical row of each of the 3 crossbar groups (300 rows -> 3 groups of
+    128, 20 outputs -> 1 column block) a 3-bit shift, a zero-row flag and, reordered, the
+    input index.  Segment squeeze: per packed unit (an enabled wordline of an activation) the
+    input index; per activation the class tag: output group of ceil(20 / 8) = 3 (2 bits),
+    plane (3 bits), sign (1 bit)."""
+    cfg = preset("default")
+    q = random_q(np.random.default_rng(4), (300, 20), cfg, 0.8)
+    row = compile_matrix(q, cfg, squeeze="row", reorder=reorder)
+    assert row.stats["index_bits"] == 3 * 128 * (3 + 1 + (9 if reorder else 0))
+    seg = compile_matrix(q, cfg, squeeze="segment", reorder=reorder)
+    units = int((seg.inputs >= 0).sum())
+    assert seg.stats["index_bits"] == units * 9 + seg.n_act * (2 + 3 + 1)

@@ -163,3 +163,31 @@ def test_latency_matches_property():
     assert len(h.out_starts) == 1 and h.issues
     measured = h.out_starts[0] - h.issues[-1]
     assert measured == tile.latency, f"latency RTL {measured}, documented {tile.latency}"
+
+
+def test_empty_latency_matches_property():
+    """A program with no steps (all-zero weights): the first result is valid
+    ``Tile.empty_latency`` cycles after the last input element's transfer, counted like
+    ``Tile.latency`` above (sampled clock edges)."""
+    p = compiler.compile_matrix(np.zeros((4, 3), dtype=np.int64), CFG)
+    assert p.n_steps == 0
+    h = TileHarness(CFG)
+    tile = h.tile
+    last_in = []
+
+    async def watch_inputs(ctx):
+        cycle = 0
+        async for _, _, v, r in ctx.tick().sample(tile.i_vec.valid, tile.i_vec.ready):
+            cycle += 1
+            if v and r:
+                last_in.append(cycle)
+
+    async def tb(ctx):
+        await tile_load(ctx, tile, ti.build_image(p))
+        assert await tile_vector(ctx, tile, [1, 2, 3, 4], 3) == [0, 0, 0]
+
+    run_sim(h.top, tb, processes=[h.monitor, watch_inputs])
+    assert len(last_in) == 4 and len(h.out_starts) == 1 and not h.issues
+    measured = h.out_starts[0] - last_in[-1]
+    assert measured == tile.empty_latency, \
+        f"empty-program latency RTL {measured}, documented {tile.empty_latency}"

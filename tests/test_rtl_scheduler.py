@@ -1,15 +1,16 @@
-"""Grouped row scheduler vs the golden issue trace, with random consumer stalls."""
+"""Grouped row scheduler vs the golden issue trace, with random consumer stalls (stimulus and
+decoding shared with the cocotb bench ``sim/bench_scheduler.py``)."""
 
 import numpy as np
 import pytest
 
-from golden import tile_image as ti
 from golden.config import preset
 from golden.scheduler import issue_trace
 from rtl.scheduler import Scheduler
 from sim.amaranth_tile import get
-from sim.stimulus import random_program
-from tests.rtl_support import item_value, run_sim, seeded, write_mem
+from sim.models import decode_step
+from sim.stimulus import descriptor_memory, random_program
+from tests.rtl_support import run_sim, seeded, write_mem
 
 
 def _setup(cfg, seed, **kw):
@@ -17,9 +18,7 @@ def _setup(cfg, seed, **kw):
     p = random_program(cfg, rng, **kw)
     x = rng.integers(0, cfg.max_input + 1, p.shape[0])
     dut = Scheduler(cfg)
-    descs = ti.desc_items(p, cfg)
-    items = {(lane, s): item_value(descs[s, lane])
-             for s in range(p.n_steps) for lane in range(cfg.tile_xbars)}
+    items = descriptor_memory(p)
     xs = list(x) + [0] * (cfg.tile_inputs - len(x))
     return rng, p, x, dut, items, xs
 
@@ -33,17 +32,6 @@ async def _start(ctx, dut, p, items, xs):
     ctx.set(dut.ctrl.start, 0)
 
 
-def _decode(payload, cfg):
-    lanes = {}
-    for lane in range(cfg.tile_xbars):
-        a = payload.lanes[lane]
-        if a.active:
-            bits = tuple((int(a.bits) >> r) & 1 for r in range(cfg.ou_rows))
-            lanes[lane] = (a.window, a.colgroup, bits, a.tag.outgroup, a.tag.plane, a.tag.sign,
-                           a.tag.shift)
-    return payload.t, lanes
-
-
 @pytest.mark.parametrize("name", ["tiny", "tiny_mlc", "fpga_small"])
 @pytest.mark.parametrize("seed", range(3))
 def test_scheduler_matches_golden_trace_under_stalls(name, seed):
@@ -55,7 +43,7 @@ def test_scheduler_matches_golden_trace_under_stalls(name, seed):
     async def tb(ctx):
         await _start(ctx, dut, p, items, xs)
         for pl in await get(ctx, dut.o_stream, len(expected), rng, p_idle=0.4):
-            got.append(_decode(pl, cfg))
+            got.append(decode_step(pl, cfg))
             lasts.append(pl.last)
         for _ in range(4):
             await ctx.tick()

@@ -7,6 +7,8 @@ import pytest
 
 from golden import compiler, tile_image as ti, vmm
 from golden.config import preset
+from golden.program import validate
+from golden.scheduler import issue_trace
 from sim.amaranth_tile import tile_load, tile_vector
 from sim.stimulus import fitting_layer, random_program
 from tests.rtl_support import TileHarness, run_sim, seeded, tile_error
@@ -101,6 +103,25 @@ def test_tile_counts_clipped_samples(name, adc_bits):
     X = np.full((2, 6), cfg.max_input)
     assert vmm.run(p, X)[1] > 0
     run_program(cfg, p, X, adc_bits)
+
+
+@pytest.mark.parametrize("name", PRESETS)
+def test_tile_program_with_empty_steps(name):
+    """Steps without any activation (legal: a step index only has to stay below the
+    activation count) still take their issue cycle, in the golden model and in the RTL."""
+    cfg = preset(name)
+    rng = np.random.default_rng(9)
+    p = random_program(cfg, rng, n_xbars=cfg.tile_xbars, n_steps=3, density=1.0)
+    step = p.acts["step"]
+    step[:] = np.where(step >= 1, step + 2, step)           # steps 1 and 2 now empty
+    validate(p)
+    assert p.n_steps == 5 and set(step.tolist()) == {0, 3, 4}
+    # small inputs: a hand-made program is no layer, its sums are not bounded by the
+    # accumulator width (config.accumulator_bits) unless the inputs are
+    x = rng.integers(0, 4, size=(2, p.shape[0]))
+    assert np.abs(vmm.run(p, x)[0]).max() < 1 << (cfg.accumulator_bits - 1)
+    assert vmm.predicted_cycles(p) == len(issue_trace(p, x[0])) == 5 * cfg.input_bits
+    run_program(cfg, p, x, 9)
 
 
 @pytest.mark.slow

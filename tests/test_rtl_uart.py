@@ -8,6 +8,7 @@ from amaranth.hdl import Module
 from amaranth.sim import Simulator
 
 from rtl.uart import UART, UARTRx, UARTTx, baud_divisor
+from sim.uart_line import frame_bits
 
 
 def test_baud_divisor():
@@ -21,7 +22,7 @@ def test_baud_divisor():
 
 
 async def send_bits(ctx, line, byte, divisor, stop=1):
-    for bit in [0] + [(byte >> i) & 1 for i in range(8)] + [stop]:
+    for bit in frame_bits(byte, stop):
         ctx.set(line, bit)
         await ctx.tick().repeat(divisor)
 
