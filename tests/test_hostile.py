@@ -142,35 +142,38 @@ def npz_of(members: dict[str, bytes], compress: bool = False) -> bytes:
     return buf.getvalue()
 
 
-def deflate_bomb(declared: int = 2 << 30) -> bytes:
-    """A VALID .npz whose one member inflates to ``declared`` bytes of zeros (a float64 matrix)
-    from about declared/1000 bytes: one fully flushed block of zeros repeated."""
-    header = npy_bytes("<f8", (declared // 8 // 1024, 1024))
+def deflate_bomb(data_bytes: int = 2 << 30, members: int = 1) -> bytes:
+    """A VALID .npz of ``members`` float64 matrices of ``data_bytes`` zeros each, each member
+    deflated to about 1/1000 of its size: one fully flushed block of zeros repeated (zip64
+    sizes; the zip directory declares the true sizes)."""
+    header = npy_bytes("<f8", (data_bytes // 8 // 1024, 1024))
+    size = len(header) + data_bytes
     chunk = 1 << 20
     comp = zlib.compressobj(9, zlib.DEFLATED, -15)
     block = comp.compress(bytes(chunk)) + comp.flush(zlib.Z_FULL_FLUSH)
-    n = (declared - len(header)) // chunk
+    n = data_bytes // chunk
     head_c = zlib.compressobj(9, zlib.DEFLATED, -15)
     first = head_c.compress(header) + head_c.flush(zlib.Z_FULL_FLUSH)
     tail = zlib.compressobj(9, zlib.DEFLATED, -15)
-    rest = bytes(declared - len(header) - n * chunk)
-    last = tail.compress(rest) + tail.flush()
-    crc = zlib.crc32(header)
-    zero = bytes(chunk)
+    rest = bytes(data_bytes - n * chunk)
+    stream = first + block * n + tail.compress(rest) + tail.flush()
+    crc, zero = zlib.crc32(header), bytes(chunk)
     for _ in range(n):
         crc = zlib.crc32(zero, crc)
     crc = zlib.crc32(rest, crc)
-    stream = first + block * n + last
-    name = b"conv.npy"
-    local = struct.pack("<IHHHHHIIIHH", 0x04034B50, 20, 0, 8, 0, 0, crc, 0xFFFFFFFF,
-                        0xFFFFFFFF, len(name), 20) + name + struct.pack(
-        "<HHQQ", 1, 16, declared, len(stream))
-    central = struct.pack("<IHHHHHHIIIHHHHHII", 0x02014B50, 45, 45, 0, 8, 0, 0, crc,
-                          0xFFFFFFFF, 0xFFFFFFFF, len(name), 28, 0, 0, 0, 0, 0) + name + \
-        struct.pack("<HHQQQ", 1, 24, declared, len(stream), 0)
-    off = len(local) + len(stream)
-    end = struct.pack("<IHHHHIIH", 0x06054B50, 0, 0, 1, 1, len(central), off, 0)
-    return local + stream + central + end
+    body, central = b"", b""
+    for i in range(members):
+        name = f"conv{i}.npy".encode()
+        off = len(body)
+        body += struct.pack("<IHHHHHIIIHH", 0x04034B50, 45, 0, 8, 0, 0, crc, 0xFFFFFFFF,
+                            0xFFFFFFFF, len(name), 20) + name + \
+            struct.pack("<HHQQ", 1, 16, size, len(stream)) + stream
+        central += struct.pack("<IHHHHHHIIIHHHHHII", 0x02014B50, 45, 45, 0, 8, 0, 0, crc,
+                               0xFFFFFFFF, 0xFFFFFFFF, len(name), 20, 0, 0, 0, 0, off) + \
+            name + struct.pack("<HHQQ", 1, 16, size, len(stream))
+    end = struct.pack("<IHHHHIIH", 0x06054B50, 0, 0, members, members, len(central), len(body),
+                      0)
+    return body + central + end
 
 
 def write(name: str, data: bytes | str):
@@ -271,6 +274,11 @@ BAD_PROGRAMS = {
     "no stats.cycles": crafted(lambda h: h["stats"].pop("cycles")),
     "stats lie": crafted(lambda h: h["stats"].update(crossbars=1)),
     "shape wider than blocks": crafted(lambda h: h.update(shape=[19, 1 << 24])),
+    "shape wider than blocks, stats agree": crafted(
+        lambda h: h.update(shape=[19, 1 << 20]) or h["stats"].update(N=1 << 20)),
+    "cells as int16 (values in range)": crafted(None, _retype("cells", np.int16, lambda a: a)),
+    "cells as int8 (same bytes)": crafted(None, _retype("cells", np.int8, lambda a: a)),
+    "inputs as int64 (values in range)": crafted(None, _retype("inputs", np.int64, lambda a: a)),
     "shape as floats": crafted(lambda h: h.update(shape=[19.5, 11])),
     "array past payload": crafted(lambda h: _arr(h, "cells")["shape"].__setitem__(0, 1 << 40)),
     "deep header": crafted(raw_header(b"[" * 100_000 + b"]" * 100_000)),
@@ -307,6 +315,7 @@ BAD_MODELS = {
     "npz: member declares 8 TiB": write("m.npz", npz_of({"conv": npy_bytes(
         "<f8", (1 << 20, 1 << 20), bytes(64))})),
     "npz: deflate bomb 2 GiB": write("m.npz", deflate_bomb()),
+    "npz: three 100 MiB members": write("m.npz", deflate_bomb(100 << 20, 3)),
     "npz: string array": write("m.npz", npz_of({"fc": npy_of(np.array([["a", "b"]] * 2))})),
     "npz: complex array": write("m.npz", npz_of({"fc": npy_of(np.ones((4, 3)) * 1j)})),
     "npz: absurd out_hw": write("m.npz", npz_of({
