@@ -74,7 +74,7 @@ def digits(args) -> None:
     t = time.perf_counter()
     build(cfg)
     print(f"digits CNN (trained here), {len(x)} held-out test images, preset "
-          f"{args.digits_preset}: Verilator build {time.perf_counter() - t:.1f} s (cached)")
+          f"{args.digits_preset}: Verilator build or cache check {time.perf_counter() - t:.1f} s")
     gold, rtl = GoldenBackend(cfg, path="exact"), RTLBackend(cfg)
     out = {}
     for be in (gold, rtl):
