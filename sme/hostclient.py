@@ -211,6 +211,20 @@ class Client:
         return Y
 
 
+    def run_partition(self, part, X: np.ndarray) -> tuple[np.ndarray, list[int]]:
+        """A whole layer (:class:`golden.partition.Partition`) on the board, by the partition's
+        contract: each tile program loaded in turn, its rows of ``X`` run, its outputs added
+        into its columns.  Returns ``(Y, clipped samples per part)`` like
+        :func:`golden.partition.run`."""
+        from golden.partition import run as run_parts
+
+        def tile(program: Program, x: np.ndarray):
+            self.load(program)
+            return self.run(x, program.cfg), self.status().clip_count
+
+        return run_parts(part, X, tile)
+
+
 #: ``--port`` value that runs against the board core in Amaranth's simulator instead of hardware.
 SIM_PORT = "sim"
 

@@ -8,12 +8,12 @@ import struct
 import numpy as np
 import pytest
 
-from golden import compiler, vmm
+from golden import compiler, partition, vmm
 from golden.frames import SYNC_REQ, Cmd, LinkError, encode_request
 from golden import tile_image as ti
 from golden.config import preset
 from rtl.boards import BoardCore
-from sim.stimulus import fitting_layer
+from sim.stimulus import fitting_layer, random_q
 from sim.uart_line import SimTransport
 from sme import hostclient
 
@@ -167,6 +167,23 @@ def test_board_preset_end_to_end(board_name):
     client = hostclient.Client(SimTransport(core, DIVISOR), timeout=0.05)
     client.load(prog)
     assert np.array_equal(client.run(X, cfg), vmm.run(prog, X)[0]), "[seed 11]"
+
+
+@pytest.mark.slow        # bit-level UART, several program loads
+def test_partition_on_the_board(board):
+    """A layer of several tile programs through the host client (golden.partition contract),
+    clipped samples included."""
+    from golden import partition
+
+    cfg, line, client = board
+    rng = np.random.default_rng(12)
+    q = random_q(rng, (12, 6), cfg, 0.8)
+    part = partition.partition_layer(q, None, cfg)
+    assert part.n_parts > 1
+    X = rng.integers(0, cfg.max_input + 1, size=(2, 12))
+    Y, clipped = client.run_partition(part, X)
+    want, want_clipped = partition.run(part, X)
+    assert np.array_equal(Y, want) and clipped == want_clipped, "[seed 12]"
 
 
 def test_board_core_converts_to_verilog():
