@@ -145,8 +145,8 @@ def test_unexpected_errors_are_bugs_with_a_traceback_on_debug(layer, capsys, mon
     monkeypatch.setattr(cli, "cmd_stats", boom)
     real = cli.build_parser
 
-    def build():
-        ap = real()
+    def build(*a, **k):
+        ap = real(*a, **k)
         ap._subparsers._group_actions[0].choices["stats"].set_defaults(func=boom)
         return ap
     monkeypatch.setattr(cli, "build_parser", build)

@@ -92,8 +92,8 @@ def cmd(args):
     return 0
 cli.cmd_stats = cmd
 parser = cli.build_parser
-def build():
-    ap = parser()
+def build(*a, **k):
+    ap = parser(*a, **k)
     ap._subparsers._group_actions[0].choices["stats"].set_defaults(func=cmd)
     return ap
 cli.build_parser = build

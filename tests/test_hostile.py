@@ -142,7 +142,7 @@ def npz_of(members: dict[str, bytes], compress: bool = False) -> bytes:
     return buf.getvalue()
 
 
-def deflate_bomb(data_bytes: int = 2 << 30, members: int = 1) -> bytes:
+def deflate_bomb(data_bytes: int = 2 << 30, members: int = 1, names=None) -> bytes:
     """A VALID .npz of ``members`` float64 matrices of ``data_bytes`` zeros each, each member
     deflated to about 1/1000 of its size: one fully flushed block of zeros repeated (zip64
     sizes; the zip directory declares the true sizes)."""
@@ -163,7 +163,7 @@ def deflate_bomb(data_bytes: int = 2 << 30, members: int = 1) -> bytes:
     crc = zlib.crc32(rest, crc)
     body, central = b"", b""
     for i in range(members):
-        name = f"conv{i}.npy".encode()
+        name = (names[i] if names else f"conv{i}.npy").encode()
         off = len(body)
         body += struct.pack("<IHHHHHIIIHH", 0x04034B50, 45, 0, 8, 0, 0, crc, 0xFFFFFFFF,
                             0xFFFFFFFF, len(name), 20) + name + \
@@ -316,6 +316,8 @@ BAD_MODELS = {
         "<f8", (1 << 20, 1 << 20), bytes(64))})),
     "npz: deflate bomb 2 GiB": write("m.npz", deflate_bomb()),
     "npz: three 100 MiB members": write("m.npz", deflate_bomb(100 << 20, 3)),
+    "pt: torch zip with a 2 GiB storage": write("m.pt", deflate_bomb(
+        2 << 30, 2, ["archive/data/0", "archive/data.pkl"])),
     "npz: string array": write("m.npz", npz_of({"fc": npy_of(np.array([["a", "b"]] * 2))})),
     "npz: complex array": write("m.npz", npz_of({"fc": npy_of(np.ones((4, 3)) * 1j)})),
     "npz: absurd out_hw": write("m.npz", npz_of({
@@ -380,7 +382,7 @@ def corpus() -> list[Case]:
             "board", "run", "--port", "/dev/null", "--program", "p.smeprog", "--inputs",
             "a.npy"], both(good_prog, BAD_NPY[what]), "a.npy"))
     for what, make in BAD_MODELS.items():
-        name = "m.npz" if what.startswith("npz") else "m.csv"
+        name = {"npz": "m.npz", "csv": "m.csv", "pt:": "m.pt"}[what[:3]]
         cases.append(Case(f"report model {what}", 2, [
             "report", "--network", name, "--quiet", "--no-plots", "--preset", "tiny",
             "--out", "rep"], make, name))
@@ -488,6 +490,7 @@ READERS = {
              "a.npy"]],
     "prog": [["run", "p.smeprog", "--inputs", "x.npy", "-o", "y.npy"], ["stats", "p.smeprog"],
              ["stats", "p.smeprog", "--json"], ["simulate", "p.smeprog", "--inputs", "x.npy"],
+             ["ppa", "--program", "p.smeprog"],
              ["board", "run", "--port", "/dev/null", "--program", "p.smeprog", "--inputs",
               "x.npy"]],
     "model": [["report", "--network", "{m}", "--quiet", "--no-plots", "--preset", "tiny",

@@ -49,11 +49,11 @@ def load_weights(path: str | Path) -> tuple[dict[str, np.ndarray], dict]:
     if not path.is_file():
         raise G.GraphError(f"--weights {path}: no such file")
     if path.suffix.lower() == ".npz":
-        try:
-            with np.load(path, allow_pickle=False) as z:
-                return {k: z[k] for k in z.files}, _file_source(path, ".npz")
-        except (OSError, ValueError) as e:
-            raise CheckpointError(f"{path}: not a readable .npz file ({e})") from None
+        from golden.fileio import ArrayFileError, load_npz
+        try:        # member sizes checked against the bytes and the cap before inflating
+            return load_npz(path, "weights"), _file_source(path, ".npz")
+        except ArrayFileError as e:
+            raise CheckpointError(str(e)) from None
     return load_state_dict(path), _file_source(path, "checkpoint")
 
 

@@ -40,6 +40,8 @@ from pathlib import Path
 
 import numpy as np
 
+from golden.fileio import check_size
+
 __all__ = ["CheckpointError", "UnsafeCheckpointError", "ALLOWED_GLOBALS", "load_checkpoint",
            "load_state_dict", "detect_format"]
 
@@ -214,6 +216,12 @@ def _load_zip(path: Path) -> object:
         raise CheckpointError(f"{where}: not a readable zip checkpoint ({e})") from None
     with zf:
         names = zf.namelist()
+        # Declared member sizes bound what zf.read inflates (zipfile stops at the declared
+        # size); PyTorch stores members uncompressed.
+        check_size(sum(i.file_size for i in zf.infolist()), f"{where}: the checkpoint's data")
+        if any(i.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED)
+               for i in zf.infolist()):
+            raise CheckpointError(f"{where}: members must be stored or deflated")
         pkl = [n for n in names if n.endswith("/data.pkl") and n.count("/") == 1]
         if len(pkl) != 1:
             raise CheckpointError(f"{where}: a zip but not a PyTorch checkpoint "
@@ -292,6 +300,10 @@ def _load_legacy(path: Path) -> object:
                 raise CheckpointError(f"{where}: truncated (storage {key} has no length)")
             numel = struct.unpack(">q" if big else "<q", head)[0]
             dt = st.stype.dtype
+            if numel != st.numel:               # checked before a read of that size
+                raise CheckpointError(f"{where}: storage {key} declares {numel} elements, "
+                                      f"its tensor {st.numel}")
+            check_size(max(numel, 0) * dt.itemsize, f"{where}: storage {key}")
             raw = f.read(numel * dt.itemsize) if numel >= 0 else b""
             if numel != st.numel or len(raw) != numel * dt.itemsize:
                 raise CheckpointError(f"{where}: truncated or inconsistent data for storage "
