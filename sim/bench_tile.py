@@ -1,7 +1,8 @@
 """cocotb bench of the whole SME tile (``rtl/tile.py``: controller, scheduler, crossbar
 emulator, splice) in emitted Verilog, against the golden model.
 
-Programs are files written by ``sme compile`` (paths in ``SME_PROGRAMS``, ``os.pathsep``
+Programs are files written by ``sme compile`` or partition files of whole layers
+(``.smepart``, every tile program in order; paths in ``SME_PROGRAMS``, ``os.pathsep``
 separated).  Per vector the bench checks the outputs and ``last`` flags against
 ``golden.vmm.run``, the clip count in ``status`` against the golden clipped samples, the issue
 cycles (scheduler handshakes inside the tile, which must be consecutive) against
@@ -94,9 +95,20 @@ class TileIO:
 
 
 def _programs(cfg):
+    """The programs of ``SME_PROGRAMS``: program files, and partition files (``.smepart``,
+    :mod:`golden.partition`) whose every tile program is run in the partition's order."""
+    from golden import partition
+
     paths = [p for p in env_str("SME_PROGRAMS", "").split(os.pathsep) if p]
     assert paths, "SME_PROGRAMS names no program file"
-    return [(Path(p).name, load(p, expect_cfg=cfg)) for p in paths]
+    out = []
+    for p in paths:
+        if p.endswith(".smepart"):
+            part = partition.loads(Path(p).read_bytes(), source=p)
+            out += [(f"{Path(p).name}[{i}]", tp.program) for i, tp in enumerate(part.parts)]
+        else:
+            out.append((Path(p).name, load(p, expect_cfg=cfg)))
+    return out
 
 
 def _check_vector(b, name, i, got, lasts, issues, exp, clip_before, st, mutate=False):

@@ -37,6 +37,28 @@ def test_tile_bad_frames_and_reset(target):
              idle="random", backpressure="random", programs=1).check()
 
 
+def test_tile_runs_a_partitioned_layer():
+    """Every tile program of a partition file (a layer beyond one tile, clipping ADC)."""
+    import numpy as np
+
+    from golden import partition
+    from golden.fileio import atomic_write_bytes
+    from sim.harness import build_dir, sim_name, target_config
+    from sim.stimulus import random_q
+
+    cfg = target_config("tiny_adc1")
+    part = partition.partition_layer(random_q(np.random.default_rng(3), (20, 10), cfg, 0.8),
+                                     None, cfg)
+    assert part.n_parts > 1
+    path = build_dir(sim_name(), "tiny_adc1") / "programs" / "layer-s3.smepart"
+    atomic_write_bytes(path, partition.dumps(part))
+    res = run_bench("bench_tile", "sme_tile", "tiny_adc1", tests=["tile_vectors"],
+                    env={"SME_PROGRAMS": str(path), "SME_IDLE": "random",
+                         "SME_BACKPRESSURE": "random", "SME_VECTORS": 2},
+                    run="tile-partition-s3", seed=env_seed())
+    res.check()
+
+
 def test_tile_bench_can_fail():
     """A deliberately wrong expectation (one output off by one) must fail the bench."""
     r = run_tile("tiny", ["tile_vectors"], seed=env_seed(), vectors=1,
