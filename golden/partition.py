@@ -19,7 +19,8 @@ outputs ``cols`` (a scatter-add: tile output ``c`` goes to layer output ``cols[c
 so ``Y = X @ Q`` exactly whenever no ADC sample clips, whatever executes a tile: the golden
 VMM (:func:`run`), the Amaranth simulation (:func:`run` with ``sim.amaranth_tile.simulate`` as
 the runner), the emitted Verilog (``sim.verilator_tile.run_partition``) or a board
-(``sme.hostclient.Client.run_partition``); the file format below carries it to any of them.  Integer addition
+(``sme.hostclient.Client.run_partition``); the file format below carries it to any of them
+(the cocotb tile bench runs every program of a ``.smepart`` file).  Integer addition
 makes the order irrelevant to the result; it is fixed so that every executor reports clipped
 samples and cycles part by part in the same sequence.
 
