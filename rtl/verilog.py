@@ -21,7 +21,7 @@ from amaranth.lib import data, wiring
 from golden import frames
 from golden import tile_image as ti
 from golden.config import PRESETS, SMEConfig, check_range, preset
-from golden.fileio import OutputSet, atomic_write_bytes
+from golden.fileio import OutputSet
 
 __all__ = ["TOPS", "ALL_TOPS", "emit", "top_files", "write_top", "emit_preset", "port_list",
            "payload_fields", "layout_fields", "register", "main"]
@@ -131,14 +131,16 @@ def top_files(cfg: SMEConfig, top: str, *, clock: float = BOARD_CLOCK,
 
 def write_top(cfg: SMEConfig, top: str, out: str | Path, *, clock: float = BOARD_CLOCK,
               baud: int = frames.DEFAULT_BAUD) -> tuple[Path, Path]:
-    """Write ``out/<top>.v`` and its sidecar ``out/<top>.json`` (:func:`top_files`), each
-    atomically.  A file whose content is unchanged is left alone, so its timestamp does not
-    trigger a simulator rebuild (the cocotb harness's cache)."""
+    """Write ``out/<top>.v`` and its sidecar ``out/<top>.json`` (:func:`top_files`) together
+    or not at all (one :class:`~golden.fileio.OutputSet`).  A file whose content is unchanged
+    is left alone, so its timestamp does not trigger a simulator rebuild (the cocotb harness's
+    cache)."""
     out = Path(out)
-    for name, data in top_files(cfg, top, clock=clock, baud=baud).items():
-        path = out / name
-        if not path.exists() or path.read_bytes() != data:
-            atomic_write_bytes(path, data)
+    with OutputSet() as files:
+        for name, data in top_files(cfg, top, clock=clock, baud=baud).items():
+            path = out / name
+            if not path.exists() or path.read_bytes() != data:
+                files.add(path, data)
     return out / f"{top}.v", out / f"{top}.json"
 
 

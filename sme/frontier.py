@@ -48,7 +48,7 @@ from typing import Callable
 import numpy as np
 
 from golden.config import PATTERN_POINTS, SMEConfig, pattern_point
-from golden.fileio import atomic_write_bytes
+from golden.fileio import OutputSet
 from golden.quantize import output_error
 from golden.tile_image import desc_bits
 
@@ -307,8 +307,9 @@ def write_frontier(rep: dict, out_dir, plots: bool = True) -> list:
              "frontier.txt": (format_frontier(rep) + "\n").encode()}
     if plots:
         files["frontier.png"] = _plot(rep)
-    for name, data in files.items():
-        atomic_write_bytes(out / name, data)
+    with OutputSet() as staged:            # all of the files or none
+        for name, data in files.items():
+            staged.add(out / name, data)
     return [out / name for name in files]
 
 

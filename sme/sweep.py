@@ -87,7 +87,7 @@ from pathlib import Path
 import numpy as np
 
 from golden.config import ConfigError, SMEConfig, preset
-from golden.fileio import atomic_write_bytes
+from golden.fileio import OutputSet, atomic_write_bytes
 from sme import report
 from sme.workloads.importers import ImportError_, describe_source
 from sme.workloads.networks import NETWORKS
@@ -801,8 +801,9 @@ def write_results(res: SweepResult, out_dir, plots: bool = True) -> list[Path]:
         del files["layers.parquet"]
     if plots:
         files.update(_plots(res))
-    for name, data in files.items():
-        atomic_write_bytes(out / name, data)
+    with OutputSet() as staged:            # all of the files or none
+        for name, data in files.items():
+            staged.add(out / name, data)
     return [out / name for name in files]
 
 
