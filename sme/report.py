@@ -75,7 +75,7 @@ from golden.quantize import admm_reconstruct, allowed_magnitudes, choose_scale, 
 
 from .ppa import PPA_SCHEMES, format_ppa, network_ppa, ppa_csv, ppa_plot
 from .cli import fraction, nonnegative_int, positive_float, positive_int
-from .workloads.importers import ImportError_, describe_source, load as load_model
+from .workloads.importers import describe_source, load as load_model
 from .workloads.networks import NETWORKS, Layer, Network, layer_blocks
 from .workloads.networks import network as builtin_network
 from .workloads.synthetic import DISTRIBUTIONS, synthetic_layer, synthetic_source
@@ -614,39 +614,36 @@ def _frontier_cmd(args) -> int:
     from . import frontier as F
 
     labels = tuple(x for x in args.points.split(",") if x) if args.points else F.DEFAULT_LABELS
-    try:
-        cfg = preset(args.preset)
-        unknown = [x for x in labels if x not in PATTERN_POINTS]
-        if unknown or not labels:
-            raise ConfigError(f"unknown pattern point(s) {', '.join(unknown) or '(none)'}; "
-                              f"known: {', '.join(PATTERN_POINTS)}")
-        if "window-3" not in labels:
-            labels = ("window-3",) + labels             # the reference of the bar
-        grams = evaluate = None
-        # real weights go through the inference graph: batch norm folded, what the tiles hold
-        if args.calib or args.fidelity_images or (args.weights and args.network in NETWORKS):
-            from .infer.calibration import layer_grams
-            from .infer.models import load_images, load_network
-            net = builtin_network(args.network) if args.network in NETWORKS else None
-            if net is None:
-                raise ConfigError("--calib / --fidelity-images need a built-in network")
-            graph = load_network(args.network, args.weights)
-            weights, source = F.graph_weights(graph, net), dict(graph.source)
-            source.setdefault("kind", "file")
-            if args.calib or args.fidelity_images:
-                x, _, _, calib_x, _ = load_images(graph, "bundled",
-                                                  limit=args.fidelity_images or 1,
-                                                  calib=max(args.calib, 1), seed=args.seed)
-            if args.calib:
-                grams = layer_grams(graph, calib_x)
-            if args.fidelity_images:
-                evaluate = F.golden_evaluator(graph, x, calib_x)
-        else:
-            syn = {"distribution": args.distribution, "prune": args.prune}
-            net, weights, source = resolve(args.network, args.weights, args.seed, syn)
-    except (ConfigError, ImportError_, ValueError, OSError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    # Bad input raises; the CLI's error boundary reports it (exit 2).
+    cfg = preset(args.preset)
+    unknown = [x for x in labels if x not in PATTERN_POINTS]
+    if unknown or not labels:
+        raise ConfigError(f"unknown pattern point(s) {', '.join(unknown) or '(none)'}; "
+                          f"known: {', '.join(PATTERN_POINTS)}")
+    if "window-3" not in labels:
+        labels = ("window-3",) + labels             # the reference of the bar
+    grams = evaluate = None
+    # real weights go through the inference graph: batch norm folded, what the tiles hold
+    if args.calib or args.fidelity_images or (args.weights and args.network in NETWORKS):
+        from .infer.calibration import layer_grams
+        from .infer.models import load_images, load_network
+        net = builtin_network(args.network) if args.network in NETWORKS else None
+        if net is None:
+            raise ConfigError("--calib / --fidelity-images need a built-in network")
+        graph = load_network(args.network, args.weights)
+        weights, source = F.graph_weights(graph, net), dict(graph.source)
+        source.setdefault("kind", "file")
+        if args.calib or args.fidelity_images:
+            x, _, _, calib_x, _ = load_images(graph, "bundled",
+                                              limit=args.fidelity_images or 1,
+                                              calib=max(args.calib, 1), seed=args.seed)
+        if args.calib:
+            grams = layer_grams(graph, calib_x)
+        if args.fidelity_images:
+            evaluate = F.golden_evaluator(graph, x, calib_x)
+    else:
+        syn = {"distribution": args.distribution, "prune": args.prune}
+        net, weights, source = resolve(args.network, args.weights, args.seed, syn)
     if args.layers:
         net = net.subset(args.layers)
     command = (f"sme report --frontier --network {args.network} --preset {args.preset} "
