@@ -119,6 +119,7 @@ def test_host_client_retries_corrupted_request(board):
     assert np.array_equal(Y, vmm.run(prog, X)[0])
 
 
+@pytest.mark.slow        # bit-level UART, one more load and run (about 30 s)
 def test_host_client_retries_damaged_length(board):
     """A flipped bit in the length field of a frame the client built itself makes the board
     answer BAD_LENGTH: the client treats that as line corruption and resends (issue 11)."""
