@@ -70,6 +70,66 @@ def vector_items(x) -> list[dict]:
     return [{"data": int(v), "last": int(i == len(x) - 1)} for i, v in enumerate(x)]
 
 
+# ---- the port interface of the shared test bodies (sim/bodies.py) -----------------------------
+
+class AmaranthIO:
+    """``io`` of a :mod:`sim.bodies` body in Amaranth's simulator: ports by signature path,
+    streams driven by :func:`put` with random idle cycles, ``totals`` kept by a process."""
+
+    def __init__(self, dut, ctx, rng, p_idle: float, totals: dict):
+        self.dut, self.ctx, self.rng, self.p_idle, self._totals = dut, ctx, rng, p_idle, totals
+
+    def _port(self, path: str):
+        port = self.dut
+        for name in path.split("."):
+            port = getattr(port, name)
+        return port
+
+    def set(self, path: str, value) -> None:
+        self.ctx.set(self._port(path), value)
+
+    def get(self, path: str):
+        return self.ctx.get(self._port(path))
+
+    async def tick(self, n: int = 1) -> None:
+        await self.ctx.tick().repeat(n)
+
+    async def send(self, path: str, payloads) -> None:
+        await put(self.ctx, self._port(path), payloads, self.rng, self.p_idle)
+
+    def total(self, name: str) -> int:
+        return self._totals[name]
+
+
+def run_body(dut, body, counters: dict, *, rng=None, p_idle: float = 0.3,
+             max_cycles: int = 100_000) -> None:
+    """Run ``await body(io)`` on ``dut`` in Amaranth's simulator.  ``counters`` maps a total's
+    name to ``(port path, f)``: every cycle the total grows by ``f(value)``."""
+    totals = {name: 0 for name in counters}
+    done = []
+
+    async def count(ctx):
+        ports = [AmaranthIO(dut, ctx, None, 0, totals)._port(p) for p, _ in counters.values()]
+        cycles = 0
+        async for _, _, *values in ctx.tick().sample(*ports):
+            for (name, (_, f)), v in zip(counters.items(), values):
+                totals[name] += int(f(v))
+            cycles += 1
+            if cycles > max_cycles and not done:
+                raise RuntimeError(f"test body still running after {max_cycles} cycles")
+
+    async def testbench(ctx):
+        await body(AmaranthIO(dut, ctx, rng, p_idle, totals))
+        done.append(True)
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-8)
+    sim.add_testbench(count, background=True)
+    sim.add_testbench(testbench)
+    sim.run()
+    assert done, "test body did not finish"
+
+
 # ---- the tile's host operations ----------------------------------------------------------------
 
 def _code(err) -> int:

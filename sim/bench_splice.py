@@ -1,51 +1,30 @@
 """cocotb bench of the bit-splice peripheral adders (``rtl/splice.py``) in emitted Verilog.
 
-Random ADC sample steps (``Layouts.samples``, packed with the layout) go in on ``i_stream`` with
-the ``SME_IDLE`` pattern; the accumulators (``Layouts.accs``) and the summed ``clip_delta``
-must equal :func:`golden.splice.splice_accumulate`.  Also: ``ready`` never drops, ``clear`` zeroes
-the accumulators, and the largest legal terms (every sample at ``adc_max``, every shift at its
-maximum) add up exactly.
+The test body is :func:`sim.bodies.splice_body`, the same one ``tests/test_rtl_splice.py`` runs
+in Amaranth's simulator.  Random ADC sample steps (``Layouts.samples``, packed with the layout)
+go in on ``i_stream`` with the ``SME_IDLE`` pattern; the accumulators (``Layouts.accs``) and the
+summed ``clip_delta`` must equal :func:`golden.splice.splice_accumulate`.  Also: ``ready`` never
+drops, ``clear`` zeroes the accumulators, and the largest legal terms (every sample at
+``adc_max``, every shift at its maximum) add up exactly.
 """
 
 from __future__ import annotations
 
 import cocotb
-from cocotb.triggers import ClockCycles, RisingEdge
 
-from golden.splice import splice_accumulate
-
+from .bodies import splice_body
 from .stimulus import random_sample_steps
-from .streams import StreamDriver, high, unpack
-from .tb import Bench, env_int
+from .streams import high
+from .tb import Bench, CocotbIO, env_int
 
 
-async def _run(b, drv, payloads, model, label):
-    dut, cfg, lay = b.dut, b.cfg, b.lay
-    latency = b.sidecar["derived"]["latency"]
-    dut.ctrl__clear.value = 1
-    await RisingEdge(b.clk)
-    dut.ctrl__clear.value = 0
-    clips = 0
-    not_ready = 0
-
-    async def count():
-        nonlocal clips, not_ready
-        while True:
-            await RisingEdge(b.clk)
-            clips += int(dut.ctrl__clip_delta.value)
-            not_ready += not high(dut.i_stream__ready)
-
-    task = cocotb.start_soon(count())
-    await drv.send(payloads)
-    await ClockCycles(b.clk, latency + 2)
-    task.cancel()
-    assert not high(dut.ctrl__busy), b.msg(f"{label}: busy after the last sample")
-    got = [int(v) for v in unpack(lay.accs, dut.ctrl__acc.value)]
-    want, want_clips = splice_accumulate(cfg, model)
-    assert got == want, b.msg(f"{label}: accumulators {got} != model {want}")
-    assert clips == want_clips, b.msg(f"{label}: clip_delta summed to {clips}, model "
-                                      f"{want_clips}")
-    assert not_ready == 0, b.msg(f"{label}: i_stream.ready dropped {not_ready} times")
+def _io(b, idle=None) -> CocotbIO:
+    """The shared splice body's ports on the Verilog (counters as ``tests/test_rtl_splice.py``;
+    started after the reset with ``io.start()``)."""
+    io = CocotbIO(b, {"i_stream": b.lay.samples, "ctrl.acc": b.lay.accs},
+                  {"clips": ("ctrl.clip_delta", lambda p: int(p.value)),
+                   "not_ready": ("i_stream.ready", lambda p: not high(p))}, idle)
+    return io
 
 
 @cocotb.test()
@@ -53,12 +32,14 @@ async def splice_accumulates(dut):
     """Random sample steps with the configured input idle pattern, several vectors."""
     b = Bench(dut, salt=20)
     b.check_ports({"i_stream__payload": b.lay.samples, "ctrl__acc": b.lay.accs})
-    drv = StreamDriver(dut, "i_stream", b.lay.samples, b.clk, b.pattern("SME_IDLE"))
+    io = _io(b, b.pattern("SME_IDLE"))          # drives valid low before the reset
     dut.ctrl__clear.value = 0
     await b.reset()
+    io.start()
+    latency = b.sidecar["derived"]["latency"]
     for v in range(env_int("SME_VECTORS", 4)):
         payloads, model = random_sample_steps(b.cfg, b.rng, int(b.rng.integers(1, 40)))
-        await _run(b, drv, payloads, model, f"vector {v}")
+        await splice_body(io, b.cfg, payloads, model, latency, b.msg(f"vector {v}"))
 
 
 @cocotb.test()
@@ -66,9 +47,11 @@ async def splice_extremes(dut):
     """Largest terms: every lane active, samples at adc_max, shift at its maximum, and a
     ``clear`` between vectors leaves nothing behind."""
     b = Bench(dut, salt=21)
-    drv = StreamDriver(dut, "i_stream", b.lay.samples, b.clk)
+    io = _io(b)
     dut.ctrl__clear.value = 0
     await b.reset()
+    io.start()
+    latency = b.sidecar["derived"]["latency"]
     payloads, model = random_sample_steps(b.cfg, b.rng, 3, extreme=True)
-    await _run(b, drv, payloads, model, "extremes")
-    await _run(b, drv, [], [], "clear only")
+    await splice_body(io, b.cfg, payloads, model, latency, b.msg("extremes"))
+    await splice_body(io, b.cfg, [], [], latency, b.msg("clear only"))

@@ -18,9 +18,9 @@ from cocotb.triggers import ClockCycles, RisingEdge
 from golden.config import SMEConfig
 from rtl.layouts import Layouts
 
-from .streams import Pattern, unpack
+from .streams import Pattern, StreamDriver, unpack
 
-__all__ = ["CLOCK_NS", "Bench", "env_int", "env_str"]
+__all__ = ["CLOCK_NS", "Bench", "CocotbIO", "env_int", "env_str"]
 
 CLOCK_NS = 10
 
@@ -76,3 +76,52 @@ class Bench:
     def get(self, port, layout):
         """The value of ``port`` unpacked with ``layout``."""
         return unpack(layout, port.value)
+
+
+class CocotbIO:
+    """``io`` of a :mod:`sim.bodies` body on the emitted Verilog: ports by signature path
+    (``ctrl.clear`` is the Verilog port ``ctrl__clear``), payloads packed and unpacked with
+    ``layouts`` ({path: layout}), streams driven with the ``idle`` pattern, and ``counters``
+    ({name: (path, f)}) summed at every rising clock edge from :meth:`start` on."""
+
+    def __init__(self, b: Bench, layouts: dict, counters: dict, idle: Pattern | None = None):
+        self.b, self.layouts, self.counters = b, layouts, counters
+        self._totals = {name: 0 for name in counters}
+        self._drivers = {path: StreamDriver(b.dut, path.replace(".", "__"), layout, b.clk, idle)
+                         for path, layout in layouts.items() if self._is_stream(path)}
+
+    def _is_stream(self, path: str) -> bool:
+        return hasattr(self.b.dut, path.replace(".", "__") + "__valid")
+
+    def _port(self, path: str):
+        return getattr(self.b.dut, path.replace(".", "__"))
+
+    def start(self) -> None:
+        """Start the counters (call once, after reset)."""
+        import cocotb
+
+        async def count():
+            ports = [(name, self._port(path), f) for name, (path, f) in self.counters.items()]
+            while True:
+                await RisingEdge(self.b.clk)
+                for name, port, f in ports:
+                    self._totals[name] += int(f(port))
+        cocotb.start_soon(count())
+
+    def set(self, path: str, value) -> None:
+        self._port(path).value = value
+
+    def get(self, path: str):
+        port = self._port(path)
+        if path in self.layouts:
+            return unpack(self.layouts[path], port.value)
+        return int(port.value)
+
+    async def tick(self, n: int = 1) -> None:
+        await ClockCycles(self.b.clk, n)
+
+    async def send(self, path: str, payloads) -> None:
+        await self._drivers[path].send(payloads)
+
+    def total(self, name: str) -> int:
+        return self._totals[name]
