@@ -11,6 +11,9 @@
     schemes = ["row", "segment", "isaac", "sre", "planes", "floor"]   # rows of the table
     metrics = ["crossbars", "cycles", "index_bits", "energy_uj"]      # see METRICS
     tech = "isaac32"                    # technology of the energy/area model (golden.ppa)
+    periphery = "auto"                  # "auto": synthesized RTL counts where golden/tech has
+                                        # them (as sme report); "isaac": the ISAAC shift-and-add
+                                        # stand-in for every point (areas comparable across sizes)
 
     [base]                              # applied to every point
     preset = "default"                  # a named preset, then any SMEConfig field
@@ -114,7 +117,7 @@ SQUEEZE = ("row", "segment")
 OPTIONS = {"scale": ("channel", "layer"), "reorder": (True, False), "balance": (True, False)}
 SHORTHANDS = {"xbar": ("xbar_rows", "xbar_cols"), "ou": ("ou_rows", "ou_cols")}
 SPEC_KEYS = ("name", "networks", "weights", "layers", "seed", "synthetic", "schemes", "metrics",
-             "tech", "base", "grid", "points")
+             "tech", "periphery", "base", "grid", "points")
 CONFIG_FIELDS = tuple(f.name for f in dataclasses.fields(SMEConfig) if f.name != "name")
 
 #: Submissions of one task whose input Dask lost (a dead worker) before it is reported failed.
@@ -210,6 +213,7 @@ class Plan:
     schemes: tuple[str, ...]
     metrics: tuple[str, ...]
     tech: str = "isaac32"
+    periphery: str = "auto"
 
     @property
     def valid(self) -> list[Point]:
@@ -299,6 +303,9 @@ def plan(spec: dict, *, networks=None, grid=None, layers: int | None = None) -> 
     schemes = tuple(spec.get("schemes", SCHEME_KEYS))
     metrics = tuple(spec.get("metrics", DEFAULT_METRICS))
     tech = spec.get("tech", "isaac32")
+    periphery = spec.get("periphery", "auto")
+    if periphery not in ("auto", "isaac"):
+        raise SpecError(f"periphery must be 'auto' or 'isaac', not {periphery!r}")
     for what, v in (("layers", layers), ("seed", seed)):
         if not isinstance(v, int) or isinstance(v, bool) or v < 0:
             raise SpecError(f"{what} must be a non-negative integer, not {v!r}")
@@ -341,7 +348,7 @@ def plan(spec: dict, *, networks=None, grid=None, layers: int | None = None) -> 
         for settings, varied in _settings(spec):
             points.append(_point(len(points), n, settings, varied, seed, modes))
     return Plan(str(spec.get("name", "sweep")), points, resolved, seed, syn, schemes, metrics,
-                str(tech))
+                str(tech), periphery)
 
 
 #: Weight files read with the torch-free reader :mod:`sme.workloads.checkpoints`.
@@ -681,8 +688,8 @@ def _ppa(pl: Plan, p: Point, layers: list[dict]) -> dict:
 
     stats = [{"name": r["layer"], "pixels": r["pixels"], "stats": r["priced"]} for r in layers]
     schemes = [s for s in PPA_SCHEMES if s in stats[0]["stats"]]
-    return network_ppa(stats, p.cfg, load_tech(pl.tech), load_periphery(p.cfg),
-                       schemes)["schemes"]
+    periphery = load_periphery(p.cfg) if pl.periphery == "auto" else None
+    return network_ppa(stats, p.cfg, load_tech(pl.tech), periphery, schemes)["schemes"]
 
 
 # ---- output -----------------------------------------------------------------------------------

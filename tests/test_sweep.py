@@ -234,6 +234,8 @@ def test_spec_parsing(tmp_path):
         sweep.plan({"metrics": ["crossbars", "fidelity"]})
     with pytest.raises(ValueError, match="nosuch"):
         sweep.plan({"tech": "nosuch"})
+    with pytest.raises(sweep.SpecError, match="periphery must be 'auto' or 'isaac'"):
+        sweep.plan({"periphery": "rtl"})
     with pytest.raises(sweep.SpecError, match="unknown spec key"):
         sweep.plan({"gird": {}})
 
