@@ -74,7 +74,8 @@ def vector_items(x) -> list[dict]:
 
 class AmaranthIO:
     """``io`` of a :mod:`sim.bodies` body in Amaranth's simulator: ports by signature path,
-    streams driven by :func:`put` with random idle cycles, ``totals`` kept by a process."""
+    streams driven by :func:`put` and taken by :func:`get` with random idle cycles (probability
+    ``p_idle``), ``totals`` kept by a background testbench."""
 
     def __init__(self, dut, ctx, rng, p_idle: float, totals: dict):
         self.dut, self.ctx, self.rng, self.p_idle, self._totals = dut, ctx, rng, p_idle, totals
@@ -86,7 +87,10 @@ class AmaranthIO:
         return port
 
     def set(self, path: str, value) -> None:
-        self.ctx.set(self._port(path), value)
+        port = self._port(path)
+        if isinstance(value, int) and hasattr(port, "as_value"):
+            port = port.as_value()          # raw bits into a payload view
+        self.ctx.set(port, value)
 
     def get(self, path: str):
         return self.ctx.get(self._port(path))
@@ -96,6 +100,9 @@ class AmaranthIO:
 
     async def send(self, path: str, payloads) -> None:
         await put(self.ctx, self._port(path), payloads, self.rng, self.p_idle)
+
+    async def receive(self, path: str, count: int) -> list:
+        return await get(self.ctx, self._port(path), count, self.rng, self.p_idle)
 
     def total(self, name: str) -> int:
         return self._totals[name]

@@ -1,10 +1,10 @@
 """cocotb bench of the grouped row scheduler (``rtl/scheduler.py``) in emitted Verilog.
 
-Stimulus and expectation are the ones the Amaranth-simulator test uses
-(``sim.stimulus.random_program``, ``golden.scheduler.issue_trace``): random valid programs are
-written into the descriptor memories (``sim.stimulus.descriptor_memory``), a vector is
-started, and every issued step (``sim.models.decode_step`` of the ``Layouts.step`` payload) must
-equal the golden issue trace, in order, under the ``SME_BACKPRESSURE`` pattern on ``o_stream``.  Without backpressure
+``scheduler_trace`` runs the test body of the Amaranth-simulator test,
+:func:`sim.bodies.scheduler_body`: random valid programs (``sim.stimulus.random_program``) are
+written into the descriptor memories, a vector is started, and every issued step must equal
+the golden issue trace (``golden.scheduler.issue_trace``), in order, under the
+``SME_BACKPRESSURE`` pattern on ``o_stream``.  ``scheduler_throughput``: without backpressure
 the steps must issue on consecutive cycles, ``latency`` cycles after ``start``.
 """
 
@@ -13,12 +13,10 @@ from __future__ import annotations
 import cocotb
 from cocotb.triggers import ClockCycles, RisingEdge
 
-from golden.scheduler import issue_trace
-
-from .models import decode_step
+from .bodies import scheduler_body
 from .stimulus import descriptor_memory, random_program
-from .streams import Pattern, StreamSink, high, pack
-from .tb import Bench, env_int
+from .streams import Pattern, StreamSink, pack
+from .tb import Bench, CocotbIO, env_int
 
 
 async def _load_and_start(b, p, x):
@@ -42,32 +40,22 @@ async def _load_and_start(b, p, x):
 
 @cocotb.test()
 async def scheduler_trace(dut):
-    """Random programs: issued steps equal the golden issue trace under backpressure."""
+    """Random programs: issued steps equal the golden issue trace under backpressure (the
+    shared body ``sim.bodies.scheduler_body``, as ``tests/test_rtl_scheduler.py``)."""
     b = Bench(dut, salt=10)
     cfg = b.cfg
     b.check_ports({"o_stream__payload": b.lay.step, "ctrl__wr__data": b.lay.desc,
                    "ctrl__x": b.lay.x})
-    sink = StreamSink(dut, "o_stream", b.lay.step, b.clk, b.pattern("SME_BACKPRESSURE"),
-                      b.cycle)
+    io = CocotbIO(b, {"o_stream": b.lay.step, "ctrl.x": b.lay.x}, outputs=("o_stream",),
+                  backpressure=b.pattern("SME_BACKPRESSURE"))
+    dut.ctrl__start.value = 0
+    dut.ctrl__wr__en.value = 0
     await b.reset()
-    sink.start()
+    io.start()
     for case in range(env_int("SME_PROGRAMS_PER_RUN", 4)):
         p = random_program(cfg, b.rng)
         x = b.rng.integers(0, cfg.max_input + 1, p.shape[0])
-        expected = issue_trace(p, x)
-        await _load_and_start(b, p, x)
-        got = await sink.take(len(expected))
-        steps = [decode_step(s, cfg) for s in got]
-        diff = next((i for i, (g, e) in enumerate(zip(steps, expected)) if g != e), None)
-        where = (f"step {diff}: {steps[diff]} vs {expected[diff]}" if diff is not None
-                 else f"{len(steps)} steps vs {len(expected)}")
-        assert steps == expected, b.msg(f"case {case}: issued steps differ from the golden "
-                                        f"trace at {where}")
-        lasts = [s.last for s in got]
-        assert lasts == [0] * (len(got) - 1) + [1], b.msg(f"case {case}: last flags {lasts}")
-        await ClockCycles(b.clk, 4)
-        assert not sink.items and high(dut.ctrl__done), \
-            b.msg(f"case {case}: scheduler kept issuing or is not done")
+        await scheduler_body(io, cfg, p, x, b.msg(f"case {case}"))
 
 
 @cocotb.test()

@@ -8,7 +8,8 @@ the benches ``sim/bench_*.py``).  ``io`` offers, with ports named by their signa
 
 * ``set(path, value)``, ``get(path)`` (a payload comes back unpacked), ``await tick(n)``;
 * ``await send(stream, payloads)``: every payload through a stream input, with the backend's
-  idle pattern before each;
+  idle pattern before each; ``await receive(stream, count)``: that many payloads from a stream
+  output (unpacked), with the backend's backpressure;
 * ``total(name)``: a per-cycle running count the backend keeps from the start of the run
   (``"clips"``: ``ctrl.clip_delta`` summed; ``"not_ready"``: cycles with ``i_stream.ready``
   low).
@@ -16,9 +17,13 @@ the benches ``sim/bench_*.py``).  ``io`` offers, with ports named by their signa
 
 from __future__ import annotations
 
+from golden.scheduler import issue_trace
 from golden.splice import splice_accumulate
 
-__all__ = ["splice_body"]
+from .models import decode_step
+from .stimulus import descriptor_memory
+
+__all__ = ["splice_body", "scheduler_body"]
 
 
 async def splice_body(io, cfg, payloads, model, latency: int, label: str = "") -> None:
@@ -40,3 +45,34 @@ async def splice_body(io, cfg, payloads, model, latency: int, label: str = "") -
     assert not io.get("ctrl.busy"), f"{label}: busy after the last sample"
     not_ready = io.total("not_ready") - not_ready0
     assert not_ready == 0, f"{label}: i_stream.ready dropped {not_ready} times"
+
+
+async def scheduler_body(io, cfg, p, x, label: str = "") -> None:
+    """Write program ``p``'s descriptor memory through ``ctrl.wr``, start a vector ``x``; the
+    issued steps (``o_stream``, decoded by :func:`sim.models.decode_step`) must equal
+    :func:`golden.scheduler.issue_trace`, in order, ``last`` on the final one only; afterwards
+    nothing more is offered and ``ctrl.done`` is high."""
+    expected = issue_trace(p, x)
+    for (lane, step), word in descriptor_memory(p).items():   # zero words for idle lanes
+        io.set("ctrl.wr.lane", lane)
+        io.set("ctrl.wr.addr", step)
+        io.set("ctrl.wr.data", word)
+        io.set("ctrl.wr.en", 1)
+        await io.tick()
+    io.set("ctrl.wr.en", 0)
+    io.set("ctrl.x", [int(v) for v in x] + [0] * (cfg.tile_inputs - len(x)))
+    io.set("ctrl.n_steps", p.n_steps)
+    io.set("ctrl.start", 1)
+    await io.tick()
+    io.set("ctrl.start", 0)
+    got = await io.receive("o_stream", len(expected))
+    steps = [decode_step(s, cfg) for s in got]
+    diff = next((i for i, (g, e) in enumerate(zip(steps, expected)) if g != e), None)
+    where = (f"step {diff}: {steps[diff]} vs {expected[diff]}" if diff is not None
+             else f"{len(steps)} steps vs {len(expected)}")
+    assert steps == expected, f"{label}: issued steps differ from the golden trace at {where}"
+    lasts = [int(s.last) for s in got]
+    assert lasts == [0] * (len(got) - 1) + [1], f"{label}: last flags {lasts}"
+    await io.tick(4)
+    assert not io.get("o_stream.valid") and io.get("ctrl.done"), \
+        f"{label}: scheduler kept issuing or is not done"

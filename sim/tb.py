@@ -18,7 +18,7 @@ from cocotb.triggers import ClockCycles, RisingEdge
 from golden.config import SMEConfig
 from rtl.layouts import Layouts
 
-from .streams import Pattern, StreamDriver, unpack
+from .streams import Pattern, StreamDriver, StreamSink, high, pack, unpack
 
 __all__ = ["CLOCK_NS", "Bench", "CocotbIO", "env_int", "env_str"]
 
@@ -80,15 +80,20 @@ class Bench:
 
 class CocotbIO:
     """``io`` of a :mod:`sim.bodies` body on the emitted Verilog: ports by signature path
-    (``ctrl.clear`` is the Verilog port ``ctrl__clear``), payloads packed and unpacked with
-    ``layouts`` ({path: layout}), streams driven with the ``idle`` pattern, and ``counters``
+    (``ctrl.clear`` is the Verilog port ``ctrl__clear``), values packed and unpacked with
+    ``layouts`` ({path: layout}); stream inputs driven with the ``idle`` pattern, the stream
+    outputs named in ``outputs`` taken with the ``backpressure`` pattern; ``counters``
     ({name: (path, f)}) summed at every rising clock edge from :meth:`start` on."""
 
-    def __init__(self, b: Bench, layouts: dict, counters: dict, idle: Pattern | None = None):
-        self.b, self.layouts, self.counters = b, layouts, counters
-        self._totals = {name: 0 for name in counters}
+    def __init__(self, b: Bench, layouts: dict, counters: dict | None = None,
+                 idle: Pattern | None = None, outputs=(), backpressure: Pattern | None = None):
+        self.b, self.layouts, self.counters = b, layouts, counters or {}
+        self._totals = {name: 0 for name in self.counters}
         self._drivers = {path: StreamDriver(b.dut, path.replace(".", "__"), layout, b.clk, idle)
-                         for path, layout in layouts.items() if self._is_stream(path)}
+                         for path, layout in layouts.items()
+                         if self._is_stream(path) and path not in outputs}
+        self._sinks = {path: StreamSink(b.dut, path.replace(".", "__"), layouts[path], b.clk,
+                                        backpressure, b.cycle) for path in outputs}
 
     def _is_stream(self, path: str) -> bool:
         return hasattr(self.b.dut, path.replace(".", "__") + "__valid")
@@ -97,8 +102,11 @@ class CocotbIO:
         return getattr(self.b.dut, path.replace(".", "__"))
 
     def start(self) -> None:
-        """Start the counters (call once, after reset)."""
+        """Start the counters and the stream sinks (call once, after reset)."""
         import cocotb
+
+        for sink in self._sinks.values():
+            sink.start()
 
         async def count():
             ports = [(name, self._port(path), f) for name, (path, f) in self.counters.items()]
@@ -109,19 +117,23 @@ class CocotbIO:
         cocotb.start_soon(count())
 
     def set(self, path: str, value) -> None:
-        self._port(path).value = value
+        self._port(path).value = pack(self.layouts[path], value) if path in self.layouts \
+            else value
 
     def get(self, path: str):
         port = self._port(path)
         if path in self.layouts:
             return unpack(self.layouts[path], port.value)
-        return int(port.value)
+        return int(high(port)) if len(port) == 1 else int(port.value)
 
     async def tick(self, n: int = 1) -> None:
         await ClockCycles(self.b.clk, n)
 
     async def send(self, path: str, payloads) -> None:
         await self._drivers[path].send(payloads)
+
+    async def receive(self, path: str, count: int) -> list:
+        return await self._sinks[path].take(count)
 
     def total(self, name: str) -> int:
         return self._totals[name]

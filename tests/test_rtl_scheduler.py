@@ -5,10 +5,9 @@ import numpy as np
 import pytest
 
 from golden.config import preset
-from golden.scheduler import issue_trace
 from rtl.scheduler import Scheduler
-from sim.amaranth_tile import get
-from sim.models import decode_step
+from sim.amaranth_tile import run_body
+from sim.bodies import scheduler_body
 from sim.stimulus import descriptor_memory, random_program
 from tests.rtl_support import run_sim, seeded, write_mem
 
@@ -35,24 +34,15 @@ async def _start(ctx, dut, p, items, xs):
 @pytest.mark.parametrize("name", ["tiny", "tiny_mlc", "fpga_small"])
 @pytest.mark.parametrize("seed", range(3))
 def test_scheduler_matches_golden_trace_under_stalls(name, seed):
+    """The shared body (``sim.bodies.scheduler_body``), random consumer stalls (p = 0.4)."""
     cfg = preset(name)
-    rng, p, x, dut, items, xs = _setup(cfg, seed)
-    expected = issue_trace(p, x)
-    got, lasts, tail = [], [], []
+    rng = np.random.default_rng(seed)
+    p = random_program(cfg, rng)
+    x = rng.integers(0, cfg.max_input + 1, p.shape[0])
 
-    async def tb(ctx):
-        await _start(ctx, dut, p, items, xs)
-        for pl in await get(ctx, dut.o_stream, len(expected), rng, p_idle=0.4):
-            got.append(decode_step(pl, cfg))
-            lasts.append(pl.last)
-        for _ in range(4):
-            await ctx.tick()
-            tail.append((ctx.get(dut.o_stream.valid), ctx.get(dut.ctrl.done)))
-
-    run_sim(dut, tb)
-    assert got == expected, seeded(seed, "issued steps differ from the golden trace")
-    assert lasts == [0] * (len(expected) - 1) + [1], seeded(seed, "last flag misplaced")
-    assert tail == [(0, 1)] * 4, seeded(seed, "scheduler kept issuing or is not done")
+    async def body(io):
+        await scheduler_body(io, cfg, p, x, seeded(seed, name))
+    run_body(Scheduler(cfg), body, {}, rng=rng, p_idle=0.4)
 
 
 @pytest.mark.parametrize("n_steps", [0, 1, 5])
