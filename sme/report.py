@@ -636,7 +636,7 @@ def _frontier_cmd(args) -> int:
         if args.calib or args.fidelity_images:
             x, _, _, calib_x, _ = load_images(graph, "bundled",
                                               limit=args.fidelity_images or 1,
-                                              calib=max(args.calib, 1), seed=args.seed)
+                                              calib=args.calib or 8, seed=args.seed)
         if args.calib:
             grams = layer_grams(graph, calib_x)
         if args.fidelity_images:
