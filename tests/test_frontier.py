@@ -111,3 +111,44 @@ def test_cli_frontier_rejects_an_unknown_point(tmp_path, capsys):
 def test_pattern_points_are_valid_configs():
     for label in PATTERN_POINTS:
         pattern_point(preset("default"), label)
+
+
+def test_golden_backend_runs_given_integers_and_checks_their_pattern():
+    """GoldenBackend(weights=...) puts exactly the given integers in its tile programs (the
+    same outputs as quantizing itself when they are its own), and refuses off-pattern ones."""
+    from dataclasses import dataclass
+
+    from golden.quantize import PatternError, quantize
+    from sme.infer.hardware import GoldenBackend
+
+    @dataclass
+    class Op:
+        name: str
+        weight: np.ndarray
+        bias: None
+        kind: str
+
+    rng = np.random.default_rng(2)
+    ops = [Op("dense", rng.normal(size=(1, 20, 12)), None, "conv"),
+           Op("dw", rng.normal(size=(8, 9, 1)), None, "conv")]
+    cfg = pattern_point(preset("fpga_small"), "fragment-3")
+    given = {}
+    for op in ops:
+        g, k, n = op.weight.shape
+        q, alpha = quantize(op.weight.transpose(0, 2, 1).reshape(g * n, k), cfg, axis=0)
+        given[op.name] = (q, alpha)
+    own, mine = GoldenBackend(cfg), GoldenBackend(cfg, weights=given)
+    for be in (own, mine):
+        be.prepare(ops)
+    x = {op.name: np.abs(rng.normal(size=(6,) + op.weight.shape[:2])) for op in ops}
+    for op in ops:
+        for be in (own, mine):
+            be.calibrate(op, x[op.name])
+        np.testing.assert_array_equal(own.matmul(op, x[op.name]), mine.matmul(op, x[op.name]))
+    bad = dict(given)
+    q, alpha = bad["dense"]
+    q = q.copy()
+    q[0, 0], q[1, 0] = 1, 64               # one fragment spanning 7 bit positions
+    bad["dense"] = (q, alpha)
+    with pytest.raises(PatternError):
+        GoldenBackend(cfg, weights=bad).prepare(ops)
