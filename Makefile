@@ -6,7 +6,7 @@ BOARD   ?= icebreaker
 VENV_OK := .venv/.installed
 
 .PHONY: weights infer
-.PHONY: demo test test-fast verilog sim soak report sweep digits fpga bench clean setup tools
+.PHONY: demo test test-slow test-all verilog sim soak report sweep digits fpga bench clean setup tools
 
 setup: $(VENV_OK) tools
 tools:                    ## system tools pip cannot provide (Icarus Verilog), via apt-get
@@ -20,11 +20,14 @@ $(VENV_OK): pyproject.toml
 demo: $(VENV_OK)          ## compile, run and check the built-in example layer
 	$(PY) -m sme.cli demo --out build/demo
 
-test: $(VENV_OK) tools    ## the whole test suite (golden, RTL, cocotb on Icarus, FPGA build)
-	$(PY) -m pytest -n 2 -q
-
-test-fast: $(VENV_OK) tools
+test: $(VENV_OK) tools    ## the test suite without the `slow` checks (< 15 min on 2 cores)
 	$(PY) -m pytest -n 2 -q -m "not slow"
+
+test-slow: $(VENV_OK) tools  ## only the `slow` checks (FPGA place and route, bit-level board sims)
+	$(PY) -m pytest -n 2 -q -m slow
+
+test-all: $(VENV_OK) tools   ## both of the above in one run
+	$(PY) -m pytest -n 2 -q
 
 verilog: $(VENV_OK)       ## Verilog + JSON sidecar for every preset into build/verilog/
 	$(PY) -m sme.cli verilog --all-presets -o build/verilog

@@ -1,6 +1,7 @@
 """FPGA builds: one real place-and-route (the iCEBreaker, iCE40 UP5K, with the YoWASP tools from
-pip, checked through its build/<board>/summary.json; marked slow, so ``make test`` runs it and
-``make test-fast`` does not), and the build driver's error paths without the tools."""
+pip, checked through its build/<board>/summary.json; marked slow: ``make test-slow`` and
+``make test-all`` run it, ``make test`` does not), and the build driver's error paths without
+the tools."""
 
 import json
 import subprocess
