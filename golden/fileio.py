@@ -1,15 +1,15 @@
 """Files in and out: atomic output sets and safe reading of array files (numpy only).
 
 Writing
-    Every output of the project goes through :class:`OutputSet` (or :func:`atomic_write_bytes`
-    for one file).  The files of a set appear all together or not at all: each is first written
-    in full under a short temporary name (``.sme-`` + 8 random characters + ``.tmp``, so a legal
-    255-byte output name still works) beside its target, or inside a staging directory when the
-    target's directory does not exist yet; only when every file is complete are they renamed
-    into place (a new directory by one rename).  Files and directories are created with mode 0666/0777 minus the
-    umask.  On any exception, including ``KeyboardInterrupt`` and the CLI's SIGTERM exception,
-    every temporary file and staging directory is removed.  An *optional* member (a sidecar
-    such as ``P.lastrun.json``) that cannot be written is dropped with a message in
+    Every output of the project goes through :class:`OutputSet` (or :func:`atomic_write_bytes` for
+    one file).  The files of a set appear all together or not at all: each is first written in full
+    under a short temporary name (``.sme-`` + 8 random characters + ``.tmp``, so a legal 255-byte
+    output name still works) beside its target, or inside a staging directory when the target's
+    directory does not exist yet; only when every file is complete are they renamed into place (a
+    new directory by one rename).  Files and directories are created with mode 0666/0777 minus the
+    umask.  On any exception, including ``KeyboardInterrupt`` and the CLI's SIGTERM exception, every
+    temporary file and staging directory is removed.  An *optional* member (a sidecar such as
+    ``P.lastrun.json``) that cannot be written is dropped with a message in
     :attr:`OutputSet.warnings`; it never turns a finished result into an error.
 
 Reading
