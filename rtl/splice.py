@@ -43,8 +43,9 @@ class Splice(TileComponent):
     :attr:`latency` = 4: a sample accepted in cycle n is in ``acc`` (and counted in
     ``clip_delta``) in cycle n + 4.  One step of all lanes per cycle.  Four stages, so that no
     carry chain follows another in one cycle (the ECP5 prototype runs at 100 MHz): (A) the
-    shift amount and the signed sample of every lane, (B) the shifted terms, (C) the lanes'
-    terms summed per accumulator, (D) the accumulation.
+    shift amount, the signed sample and the output group (one-hot) of every lane, (B) the
+    shifted terms, one copy per output group, zero in the groups the lane does not feed, (C)
+    the lanes' terms summed per accumulator, (D) the accumulation.
     """
 
     latency = 4
@@ -62,12 +63,11 @@ class Splice(TileComponent):
 
         m.d.comb += i.ready.eq(1)
 
-        # Stage A: per lane, the shift amount and the signed samples (negating the narrow
-        # sample is cheaper than negating the shifted term).
+        # Stage A: per lane, the shift amount, the signed samples (negating the narrow sample is
+        # cheaper than negating the shifted term) and the output group it feeds this cycle, if
+        # active, decoded one-hot so that stages B and C need no compare.
         n_lanes = cfg.tile_xbars
-        va = [Signal(name=f"va{lane}") for lane in range(n_lanes)]
-        og_width = len(i.payload.lanes[0].tag.outgroup)
-        og = [Signal(og_width, name=f"og{lane}") for lane in range(n_lanes)]
+        sel = [[Signal(name=f"sel{lane}_{g}") for g in range(groups)] for lane in range(n_lanes)]
         sh = [Signal(range(cfg.splice_shift_max + 1), name=f"sh{lane}")
               for lane in range(n_lanes)]
         vals = [[Signal(signed(cfg.effective_adc_bits + 1), name=f"val{lane}_{c}")
@@ -79,26 +79,27 @@ class Splice(TileComponent):
         for lane in range(n_lanes):
             s = i.payload.lanes[lane]
             active = i.valid & s.active
-            m.d.sync += [va[lane].eq(active), og[lane].eq(s.tag.outgroup),
-                         sh[lane].eq(i.payload.t + s.tag.plane * cfg.cell_bits + s.tag.shift)]
+            m.d.sync += [sel[lane][g].eq(active & (s.tag.outgroup == g)) for g in range(groups)]
+            m.d.sync += sh[lane].eq(i.payload.t + s.tag.plane * cfg.cell_bits + s.tag.shift)
             for c in range(cfg.ou_cols):
                 sample = s.samples[c]
                 m.d.sync += vals[lane][c].eq(Mux(s.tag.sign, -sample, sample))
                 n_clips = n_clips + (active & s.clips[c])
         m.d.sync += clips_a.eq(n_clips)
 
-        # Stage B: the shifted terms.
-        terms = [[Signal(signed(width), name=f"term{lane}_{c}") for c in range(cfg.ou_cols)]
-                 for lane in range(n_lanes)]
-        va2 = [Signal(name=f"va2_{lane}") for lane in range(n_lanes)]
-        og2 = [Signal(og_width, name=f"og2_{lane}") for lane in range(n_lanes)]
+        # Stage B: the shifted terms, one copy per output group, zero unless the lane feeds that
+        # group.  Masking here (after the shifter, in the same LUTs) rather than in stage C keeps
+        # the lane's group decode off stage C's adders: driving every bit of every accumulator's
+        # sum from one register was the ECP5's critical path (routing), docs/FPGA.md.
+        terms = [[[Signal(signed(width), name=f"term{lane}_{g}_{c}") for c in range(cfg.ou_cols)]
+                  for g in range(groups)] for lane in range(n_lanes)]
         clips, busy_a2 = Signal(lay.delta), Signal()
         m.d.sync += [clips.eq(clips_a), busy_a2.eq(busy_a)]
         for lane in range(n_lanes):
-            m.d.sync += [va2[lane].eq(va[lane]), og2[lane].eq(og[lane])]
             for c in range(cfg.ou_cols):
-                m.d.sync += terms[lane][c].eq((vals[lane][c] << sh[lane])[:width])
-        va, og = va2, og2
+                shifted = (vals[lane][c] << sh[lane])[:width]
+                for g in range(groups):
+                    m.d.sync += terms[lane][g][c].eq(Mux(sel[lane][g], shifted, 0))
 
         # Stage C: the lanes' terms of every accumulator, summed.
         adds = [Signal(signed(width), name=f"add{j}") for j in range(groups * cfg.ou_cols)]
@@ -107,8 +108,7 @@ class Splice(TileComponent):
         for g in range(groups):
             for c in range(cfg.ou_cols):
                 m.d.sync += adds[g * cfg.ou_cols + c].eq(
-                    sum(Mux(va[lane] & (og[lane] == g), terms[lane][c], 0)
-                        for lane in range(cfg.tile_xbars)))
+                    sum(terms[lane][g][c] for lane in range(n_lanes)))
 
         # Stage D: accumulate.
         for j, add in enumerate(adds):
