@@ -43,9 +43,10 @@ class Splice(TileComponent):
     :attr:`latency` = 4: a sample accepted in cycle n is in ``acc`` (and counted in
     ``clip_delta``) in cycle n + 4.  One step of all lanes per cycle.  Four stages, so that no
     carry chain follows another in one cycle (the ECP5 prototype runs at 100 MHz): (A) the
-    shift amount, the signed sample and the output group (one-hot) of every lane, (B) the
-    shifted terms, one copy per output group, zero in the groups the lane does not feed, (C)
-    the lanes' terms summed per accumulator, (D) the accumulation.
+    shift amount, the signed sample, the output group (one-hot) and the clip flags of every
+    lane, (B) the shifted terms, one copy per output group, zero in the groups the lane does
+    not feed, and each lane's clip count, (C) the lanes' terms summed per accumulator and the
+    lanes' clip counts summed, (D) the accumulation.
     """
 
     latency = 4
@@ -72,10 +73,11 @@ class Splice(TileComponent):
               for lane in range(n_lanes)]
         vals = [[Signal(signed(cfg.effective_adc_bits + 1), name=f"val{lane}_{c}")
                  for c in range(cfg.ou_cols)] for lane in range(n_lanes)]
-        clips_a = Signal(lay.delta)
+        # The clip flags of active lanes, counted over two stages (B per lane, C the lanes): one
+        # 32-input count behind ``valid`` was a critical path on the ECP5 (docs/FPGA.md).
+        clip_bits = [Signal(cfg.ou_cols, name=f"clip_bits{lane}") for lane in range(n_lanes)]
         busy_a = Signal()
         m.d.sync += busy_a.eq(i.valid)
-        n_clips = 0
         for lane in range(n_lanes):
             s = i.payload.lanes[lane]
             active = i.valid & s.active
@@ -84,8 +86,7 @@ class Splice(TileComponent):
             for c in range(cfg.ou_cols):
                 sample = s.samples[c]
                 m.d.sync += vals[lane][c].eq(Mux(s.tag.sign, -sample, sample))
-                n_clips = n_clips + (active & s.clips[c])
-        m.d.sync += clips_a.eq(n_clips)
+            m.d.sync += clip_bits[lane].eq(Mux(active, s.clips, 0))
 
         # Stage B: the shifted terms, one copy per output group, zero unless the lane feeds that
         # group.  Masking here (after the shifter, in the same LUTs) rather than in stage C keeps
@@ -93,8 +94,12 @@ class Splice(TileComponent):
         # sum from one register was the ECP5's critical path (routing), docs/FPGA.md.
         terms = [[[Signal(signed(width), name=f"term{lane}_{g}_{c}") for c in range(cfg.ou_cols)]
                   for g in range(groups)] for lane in range(n_lanes)]
-        clips, busy_a2 = Signal(lay.delta), Signal()
-        m.d.sync += [clips.eq(clips_a), busy_a2.eq(busy_a)]
+        lane_clips = [Signal(range(cfg.ou_cols + 1), name=f"lane_clips{lane}")
+                      for lane in range(n_lanes)]
+        busy_a2 = Signal()
+        m.d.sync += busy_a2.eq(busy_a)
+        for lane in range(n_lanes):
+            m.d.sync += lane_clips[lane].eq(sum(clip_bits[lane][c] for c in range(cfg.ou_cols)))
         for lane in range(n_lanes):
             for c in range(cfg.ou_cols):
                 shifted = (vals[lane][c] << sh[lane])[:width]
@@ -103,8 +108,8 @@ class Splice(TileComponent):
 
         # Stage C: the lanes' terms of every accumulator, summed.
         adds = [Signal(signed(width), name=f"add{j}") for j in range(groups * cfg.ou_cols)]
-        busy_b = Signal()
-        m.d.sync += busy_b.eq(busy_a2)
+        busy_b, clips = Signal(), Signal(lay.delta)
+        m.d.sync += [busy_b.eq(busy_a2), clips.eq(sum(lane_clips))]
         for g in range(groups):
             for c in range(cfg.ou_cols):
                 m.d.sync += adds[g * cfg.ou_cols + c].eq(
@@ -117,7 +122,7 @@ class Splice(TileComponent):
                 m.d.sync += acc.eq(0)
             with m.Else():
                 m.d.sync += acc.eq(acc + add)
-        clips_b, delta = Signal(lay.delta), Signal(lay.delta)
-        m.d.sync += [clips_b.eq(clips), delta.eq(clips_b)]
+        delta = Signal(lay.delta)
+        m.d.sync += delta.eq(clips)
         m.d.comb += [ctrl.clip_delta.eq(delta), ctrl.busy.eq(busy_a | busy_a2 | busy_b)]
         return m
