@@ -185,7 +185,8 @@ class BoardSpec:
 BOARDS: dict[str, BoardSpec] = {
     "icebreaker": BoardSpec("icebreaker", "amaranth_boards.icebreaker:ICEBreakerPlatform",
                             "fpga_ice40", 12e6, "iCE40UP5K-SG48"),
-    # 100 MHz from the PLL; the timing history (75.5 MHz up to 109.6-114.1 MHz on seeds 1-3) is in docs/FPGA.md.
+    # 100 MHz from the PLL; the timing history (75.5 MHz up to 109.6-114.1 MHz on seeds 1-3)
+    # is in docs/FPGA.md.
     "ulx3s": BoardSpec("ulx3s", "amaranth_boards.ulx3s:ULX3S_85F_Platform", "fpga_small",
                        100e6, "LFE5U-85F-6BG381C"),
 }
