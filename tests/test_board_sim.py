@@ -94,21 +94,22 @@ def test_load_run_corrupt_reset(board):
     assert line.framing_errors == 0
 
 
-@pytest.mark.slow        # bit-level UART, one more load and run
-def test_host_client_retries_corrupted_request(board):
-    """The client resends a request the board rejected with a CRC error."""
+def _run_with_first_frame_damaged(board, seed, damage):
+    """Load a random program, then run two vectors while the first frame that ``damage(frame)``
+    returns a replacement for goes out damaged; the client must still return golden results."""
     cfg, line, client = board
-    rng = np.random.default_rng(3)
+    rng = np.random.default_rng(seed)
     prog = fitting_program(cfg, rng, 6, 4, "row")
     X = rng.integers(0, cfg.max_input + 1, size=(2, prog.shape[0]))
     client.load(prog)
     real_write = line.write
-    flips = iter([True])
+    damaged = []
 
     def flaky(data):
-        if next(flips, False):
-            data = bytearray(data)
-            data[-3] ^= 0x01
+        bad = None if damaged else damage(bytes(data))
+        if bad is not None:
+            damaged.append(bytes(data))
+            data = bad
         real_write(bytes(data))
 
     line.write = flaky
@@ -116,34 +117,29 @@ def test_host_client_retries_corrupted_request(board):
         Y = client.run(X, cfg)
     finally:
         line.write = real_write
+    assert damaged, "no frame was damaged"
     assert np.array_equal(Y, vmm.run(prog, X)[0])
+
+
+def _flip(frame: bytes, index: int, mask: int) -> bytes:
+    out = bytearray(frame)
+    out[index] ^= mask
+    return bytes(out)
+
+
+@pytest.mark.slow        # bit-level UART, one more load and run
+def test_host_client_retries_corrupted_request(board):
+    """The client resends a request the board rejected with a CRC error."""
+    _run_with_first_frame_damaged(board, 3, lambda frame: _flip(frame, -3, 0x01))
 
 
 @pytest.mark.slow        # bit-level UART, one more load and run (about 30 s)
 def test_host_client_retries_damaged_length(board):
     """A flipped bit in the length field of a frame the client built itself makes the board
     answer BAD_LENGTH: the client treats that as line corruption and resends (issue 11)."""
-    cfg, line, client = board
-    rng = np.random.default_rng(5)
-    prog = fitting_program(cfg, rng, 6, 4, "row")
-    X = rng.integers(0, cfg.max_input + 1, size=(2, prog.shape[0]))
-    client.load(prog)
-    real_write = line.write
-    seen = []
-
-    def flaky(data):
-        if data[1] == Cmd.RUN and not seen:
-            seen.append(bytes(data))
-            data = bytearray(data)
-            data[3] ^= 0x40                     # high length byte: far past the payload limit
-        real_write(bytes(data))
-
-    line.write = flaky
-    try:
-        Y = client.run(X, cfg)
-    finally:
-        line.write = real_write
-    assert seen and np.array_equal(Y, vmm.run(prog, X)[0])
+    # high length byte of the RUN request: far past the payload limit
+    _run_with_first_frame_damaged(
+        board, 5, lambda frame: _flip(frame, 3, 0x40) if frame[1] == Cmd.RUN else None)
 
 
 def test_no_board_answers():
