@@ -381,7 +381,9 @@ def load_npz(path: str | os.PathLike, what: str = "archive") -> dict[str, np.nda
                     out[name] = _read_body(f, shape, fortran, dtype, present, member)
             except ArrayFileError:
                 raise
+            # zipfile raises RuntimeError for an encrypted member and NotImplementedError for a
+            # compression method it does not support: both are malformed input here, not stubs.
             except (zipfile.BadZipFile, zlib.error, OSError, EOFError, ValueError,
-                    RuntimeError, NotImplementedError) as e:      # RuntimeError: encrypted
+                    RuntimeError, NotImplementedError) as e:
                 raise ArrayFileError(f"{member}: cannot be read ({e})") from None
         return out
