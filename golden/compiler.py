@@ -88,6 +88,7 @@ def compile_blocks(blocks, shape, cfg: SMEConfig, *, squeeze: str = "row", reord
     order = np.lexsort((acts["xbar"], acts["step"]))
     acts = {k: v[order] for k, v in acts.items()}
     inputs = inputs[order]
+    acts["rowlist"] = np.arange(len(order), dtype=ACT_FIELDS["rowlist"])   # a list each
     prog = Program(cfg=cfg, shape=shape, cells=cells, acts=acts, inputs=inputs, blocks=blocks,
                    options=options, meta=dict(meta or {}))
     validate(prog, "compiled program")
@@ -218,12 +219,13 @@ def _row_squeeze(blocks, shape, cfg: SMEConfig, reorder: bool):
 
 
 def _collect(parts, in_parts, cfg: SMEConfig):
-    parts["step"] = []
+    parts["step"] = parts["rowlist"] = []     # both assigned later (steps, final order)
     acts = {}
     for name, dt in ACT_FIELDS.items():
         acts[name] = (np.concatenate(parts[name]).astype(dt) if parts[name]
                       else np.zeros(0, dtype=dt))
     acts["step"] = np.zeros(len(acts["xbar"]), dtype=np.int32)
+    acts["rowlist"] = np.zeros(len(acts["xbar"]), dtype=np.int32)
     inputs = (np.concatenate(in_parts).astype(np.int32) if in_parts
               else np.zeros((0, cfg.ou_rows), dtype=np.int32))
     return acts, inputs
@@ -286,7 +288,7 @@ def _segment_squeeze(blocks, shape, cfg: SMEConfig, reorder: bool, balance: bool
     cstart = starts[blk_class] if n_blocks else starts
     acts = {"xbar": bx, "window": bw, "colgroup": bg, "outgroup": outg[cstart],
             "plane": p[cstart], "sign": sg[cstart], "shift": np.zeros(n_blocks),
-            "step": np.zeros(n_blocks)}
+            "step": np.zeros(n_blocks), "rowlist": np.zeros(n_blocks)}
     acts = {k: np.asarray(v).astype(ACT_FIELDS[k]) for k, v in acts.items()}
     # Index storage: an input index per packed unit, a class tag per block (index_widths).
     per_unit, class_bits = index_widths(cfg, shape, "segment", reorder)

@@ -160,6 +160,9 @@ def _split_xbars(prog: Program, cfg: SMEConfig) -> list[Program]:
         sel = (prog.acts["xbar"] >= x0) & (prog.acts["xbar"] < x0 + T)
         acts = {k: v[sel].astype(ACT_FIELDS[k]) for k, v in prog.acts.items()}
         acts["xbar"] = (acts["xbar"] - x0).astype(ACT_FIELDS["xbar"])
+        # a row list belongs to one crossbar, so the part holds whole lists: renumber 0..
+        acts["rowlist"] = np.unique(acts["rowlist"], return_inverse=True)[1] \
+            .astype(ACT_FIELDS["rowlist"])
         part = Program(cfg=prog.cfg, shape=prog.shape, cells=prog.cells[x0:x0 + T].copy(),
                        acts=acts, inputs=prog.inputs[sel].copy(), blocks=[],
                        options=dict(prog.options),

@@ -9,23 +9,35 @@ A program holds one layer compiled for the SME design:
   Fields (arrays of length ``n_act``): ``step`` (issue slot: every crossbar issues at most one
   activation per step), ``xbar``, ``window``, ``colgroup``, ``outgroup`` (the output columns
   ``outgroup*ou_cols + c`` it feeds), ``plane`` (digit index of the magnitude), ``sign``
-  (0 = positive set, 1 = negative set), ``shift`` (squeeze shift s) and ``inputs``
-  ``(n_act, ou_rows)``: the input index that drives each wordline of the window, -1 where the
-  wordline stays off.  The splice shift of a sample for input bit t is
-  ``t + plane*cell_bits + shift``.
+  (0 = positive set, 1 = negative set), ``shift`` (squeeze shift s), ``rowlist`` (the id of
+  the activation's *row list*) and ``inputs`` ``(n_act, ou_rows)``: the input index that drives
+  each wordline of the window, -1 where the wordline stays off.  The splice shift of a sample
+  for input bit t is ``t + plane*cell_bits + shift``.
+* **row lists**: activations with the same ``rowlist`` id read the same physical rows with
+  the same inputs (span squeeze: the blocks of one block group share one input index per row),
+  so they have identical ``inputs`` rows, the same ``xbar`` and the same ``window``; ids are
+  ``0 .. n_rowlists - 1``, each used.  Row and segment squeeze give every activation its own
+  list (id == activation index).  ``inputs`` is the per-activation view every consumer reads;
+  the file stores each row list once.
 * the quantized weights themselves, as blocks ``(row0, col0, q)`` of the K x N layer matrix (a
   grouped or depthwise layer is block-diagonal and is never stored densely), used by the
   baselines and by checks.
 
-File format, version 1 (all integers little-endian)::
+File format, version 2 (all integers little-endian)::
 
     magic    8 bytes   b"SMEPROG\\0"
-    version  u32       1
+    version  u32       2
     hlen     u32       length of the header
     header   hlen      UTF-8 JSON: {"config", "options", "shape", "n_steps", "stats", "meta",
                        "arrays": [{"name", "dtype", "shape", "offset", "nbytes"}, ...]}
     payload            the arrays' raw bytes, C order, at the offsets the header gives
     crc32    u32       zlib.crc32 of every byte before it
+
+The arrays (:data:`ARRAY_LAYOUT`): ``cells``; ``rowlists`` ``(n_rowlists, ou_rows)`` int32, the
+unique row lists; ``act_<field>`` for every descriptor field of :data:`ACT_FIELDS` (including
+``act_rowlist``, the index into ``rowlists``; the loader rebuilds
+``inputs = rowlists[act_rowlist]``); ``block_geometry`` and ``block_data``, the weight blocks.
+Version 1 (no row lists, a per-activation ``inputs`` array) is refused: recompile the layer.
 
 :func:`save` writes atomically (temporary file + rename).  :func:`load` rejects a wrong
 magic, an unknown version, a truncated file, a checksum mismatch, a malformed header and (if
@@ -51,11 +63,12 @@ __all__ = ["Program", "ProgramError", "save", "load", "dumps", "loads",
            "FORMAT_VERSION", "MAGIC", "ACT_FIELDS"]
 
 MAGIC = b"SMEPROG\0"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 
 #: Descriptor fields stored as one array each, with their dtypes.
 ACT_FIELDS = {"step": np.int32, "xbar": np.int32, "window": np.int32, "colgroup": np.int32,
-              "outgroup": np.int32, "plane": np.int32, "sign": np.int32, "shift": np.int32}
+              "outgroup": np.int32, "plane": np.int32, "sign": np.int32, "shift": np.int32,
+              "rowlist": np.int32}
 
 
 class ProgramError(ValueError):
@@ -77,6 +90,11 @@ class Program:
     @property
     def n_act(self) -> int:
         return int(self.inputs.shape[0])
+
+    @property
+    def n_rowlists(self) -> int:
+        """Number of row lists (ids run 0 .. n_rowlists - 1, :func:`validate` checks it)."""
+        return int(self.acts["rowlist"].max()) + 1 if self.n_act else 0
 
     @property
     def n_xbars(self) -> int:
@@ -106,8 +124,11 @@ class Program:
 # ---- serialisation ----------------------------------------------------------------------
 
 def _arrays(p: Program) -> dict[str, np.ndarray]:
+    ids = np.asarray(p.acts["rowlist"], dtype=np.int64)
+    _, first = np.unique(ids, return_index=True)     # one activation of each list, by id
     arrs = {"cells": np.ascontiguousarray(p.cells, dtype=np.uint8),
-            "inputs": np.ascontiguousarray(p.inputs, dtype=np.int32)}
+            "rowlists": np.ascontiguousarray(p.inputs[first], dtype=np.int32)
+            .reshape(-1, p.cfg.ou_rows)}
     for name, dt in ACT_FIELDS.items():
         arrs["act_" + name] = np.ascontiguousarray(p.acts[name], dtype=dt)
     offs = np.array([[r0, c0, b.shape[0], b.shape[1]] for r0, c0, b in p.blocks],
@@ -133,14 +154,14 @@ def dumps(p: Program) -> bytes:
     return body + struct.pack("<I", zlib.crc32(body))
 
 
-#: The arrays of a version-1 file: name -> (dtype as :func:`dumps` writes it, number of dims).
+#: The arrays of a version-2 file: name -> (dtype as :func:`dumps` writes it, number of dims).
 #: The loader accepts exactly these, so a file whose checksum is valid but whose arrays were
 #: retyped (float inputs, signed cells) is refused instead of computing something else.
-ARRAY_LAYOUT = {"cells": ("|u1", 5), "inputs": ("<i4", 2),
+ARRAY_LAYOUT = {"cells": ("|u1", 5), "rowlists": ("<i4", 2),
                 **{"act_" + name: ("<i4", 1) for name in ACT_FIELDS},
                 "block_geometry": ("<i8", 2), "block_data": ("<i4", 1)}
 
-#: Header keys of a version-1 file and their JSON types.
+#: Header keys of a program file and their JSON types.
 HEADER_KEYS = {"config": dict, "options": dict, "shape": list, "n_steps": int, "stats": dict,
                "meta": dict, "arrays": list}
 
@@ -185,6 +206,8 @@ def loads(data: bytes, expect_cfg: SMEConfig | None = None, source: str = "progr
     if data[:len(MAGIC)] != MAGIC:
         fail("not an SME program file (bad magic)")
     version, hlen = struct.unpack_from("<II", data, len(MAGIC))
+    if version == 1:
+        fail("program file version 1 predates row lists (version 2); recompile the layer")
     if version != FORMAT_VERSION:
         fail(f"format version {version} is not supported (this tool reads {FORMAT_VERSION})")
     (crc,) = struct.unpack_from("<I", data, len(data) - 4)
@@ -226,6 +249,14 @@ def loads(data: bytes, expect_cfg: SMEConfig | None = None, source: str = "progr
         if not _is_int(stats.get(key)) or stats[key] < 0:
             fail(f"malformed header (statistic {key!r} missing or not an integer >= 0)")
     arrs = _payload_arrays(header["arrays"], memoryview(data)[start + hlen:len(data) - 4], fail)
+    rowlists, ids = arrs["rowlists"], arrs["act_rowlist"]
+    if rowlists.shape[1] != cfg.ou_rows:
+        fail(f"rowlists table has shape {rowlists.shape}, expected (n_rowlists, {cfg.ou_rows})")
+    if ids.size and (ids.min() < 0 or ids.max() >= len(rowlists)):
+        fail(f"descriptor field 'rowlist' out of range [0, {len(rowlists)})")
+    used = int(ids.max()) + 1 if ids.size else 0
+    if len(rowlists) != used:
+        fail(f"{len(rowlists)} row lists stored, the descriptors use {used}")
     geo, flat = arrs["block_geometry"], arrs["block_data"]
     if geo.shape[1:] != (4,):
         fail(f"block table has shape {geo.shape}, expected (blocks, 4)")
@@ -240,7 +271,7 @@ def loads(data: bytes, expect_cfg: SMEConfig | None = None, source: str = "progr
               for (r0, c0, kb, nb), e in zip(geo.tolist(), ends.tolist())]
     prog = Program(cfg=cfg, shape=(shape[0], shape[1]), cells=arrs["cells"],
                    acts={name: arrs["act_" + name] for name in ACT_FIELDS},
-                   inputs=arrs["inputs"], blocks=blocks, options=options, stats=stats,
+                   inputs=rowlists[ids], blocks=blocks, options=options, stats=stats,
                    meta=header["meta"])
     validate(prog, source)
     from .quantize import PatternError, check_pattern
@@ -350,6 +381,7 @@ def validate(p: Program, source: str = "program") -> None:
             fail(f"descriptor field {name!r} out of range [{lo}, {hi})")
     if n_act and (p.inputs.min() < -1 or p.inputs.max() >= max(1, k)):
         fail(f"an input index is outside [0, {k})")
+    _check_rowlists(p, fail)
     if n_act:
         order = a["step"].astype(np.int64) * (p.n_xbars + 1) + a["xbar"]
         if np.any(np.diff(order) <= 0):
@@ -370,6 +402,26 @@ def validate(p: Program, source: str = "program") -> None:
             covered = hi
         if covered != size:
             fail(f"weight blocks cover {covered} of the layer's {size} {what}")
+
+
+def _check_rowlists(p: Program, fail) -> None:
+    """Row-list ids run 0 .. n_rowlists - 1, each used; the activations of one list share
+    their ``inputs`` row, crossbar and window (one stored list drives one window's rows)."""
+    ids = p.acts["rowlist"].astype(np.int64)
+    if not len(ids):
+        return
+    if ids.min() < 0:
+        fail("descriptor field 'rowlist' is negative")
+    n_lists = int(ids.max()) + 1
+    if n_lists > len(ids) or np.bincount(ids, minlength=n_lists).min() == 0:
+        fail(f"row-list ids do not run 0..{n_lists - 1} with every id used")
+    _, first = np.unique(ids, return_index=True)
+    lead = first[ids]                   # the first activation of each activation's list
+    for name in ("xbar", "window"):
+        if np.any(p.acts[name] != p.acts[name][lead]):
+            fail(f"activations of one row list have different {name}s")
+    if np.any(p.inputs != p.inputs[lead]):
+        fail("activations of one row list have different input rows")
 
 
 def save(p: Program, path: str | os.PathLike) -> None:

@@ -116,6 +116,7 @@ def random_program(cfg: SMEConfig, rng: np.random.Generator, *, n_xbars: int | N
     acts["plane"][:] = rng.integers(0, cfg.planes, m)
     acts["sign"][:] = rng.integers(0, 2, m)
     acts["shift"][:] = rng.integers(0, cfg.max_shift + 1, m)
+    acts["rowlist"][:] = np.arange(m)              # a row list per activation
     inputs = rng.integers(-1, k, size=(m, cfg.ou_rows)).astype(np.int32)
     # No source weights: one zero block declares the K x N shape (validate wants the blocks to
     # cover the layer); what the program computes is golden.vmm.effective_weights(p).

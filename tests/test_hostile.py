@@ -244,7 +244,7 @@ def _huge_cfg(h):
 def _empty_prog(h, raw):
     """A program with no crossbars and no descriptors (an all-zero layer)."""
     for e in h["arrays"]:
-        if e["name"] in ("cells", "inputs") or e["name"].startswith("act_"):
+        if e["name"] in ("cells", "rowlists") or e["name"].startswith("act_"):
             e["shape"][0] = 0
             raw[e["name"]] = b""
     h["stats"].update(crossbars=0, activations=0, steps=0, cycles=0, nonzero_cells=0,
@@ -257,7 +257,7 @@ def _empty_huge(h, raw):
     """An all-zero layer for a config whose tile is far too large to simulate."""
     _empty_prog(h, raw)
     _huge_cfg(h)
-    _arr(h, "inputs")["shape"] = [0, 1]
+    _arr(h, "rowlists")["shape"] = [0, 1]
 
 
 def raw_header(text: bytes):
@@ -270,7 +270,7 @@ def raw_header(text: bytes):
 
 # Programs with a valid checksum and a crafted body (class 4); given to run, stats, simulate.
 BAD_PROGRAMS = {
-    "float inputs table": crafted(None, _retype("inputs", np.float32, lambda a: a)),
+    "float row lists table": crafted(None, _retype("rowlists", np.float32, lambda a: a)),
     "signed cells": crafted(None, _retype("cells", np.int8, lambda a: -a.astype(np.int8))),
     "no options.squeeze": crafted(lambda h: h["options"].pop("squeeze")),
     "no stats.cycles": crafted(lambda h: h["stats"].pop("cycles")),
@@ -280,7 +280,8 @@ BAD_PROGRAMS = {
         lambda h: h.update(shape=[19, 1 << 20]) or h["stats"].update(N=1 << 20)),
     "cells as int16 (values in range)": crafted(None, _retype("cells", np.int16, lambda a: a)),
     "cells as int8 (same bytes)": crafted(None, _retype("cells", np.int8, lambda a: a)),
-    "inputs as int64 (values in range)": crafted(None, _retype("inputs", np.int64, lambda a: a)),
+    "row lists as int64 (values in range)": crafted(None, _retype("rowlists", np.int64,
+                                                                  lambda a: a)),
     "shape as floats": crafted(lambda h: h.update(shape=[19.5, 11])),
     "array past payload": crafted(lambda h: _arr(h, "cells")["shape"].__setitem__(0, 1 << 40)),
     "deep header": crafted(raw_header(b"[" * 100_000 + b"]" * 100_000)),

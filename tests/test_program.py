@@ -58,7 +58,16 @@ def _rewrap(body: bytes) -> bytes:
 def test_wrong_version_rejected(prog):
     d = dumps(prog)[:-4]
     d = d[:8] + struct.pack("<I", FORMAT_VERSION + 1) + d[12:]
-    with pytest.raises(ProgramError, match="version 2 is not supported"):
+    with pytest.raises(ProgramError, match="version 3 is not supported"):
+        loads(_rewrap(d))
+
+
+def test_version_1_is_refused_with_a_reason(prog):
+    """A version-1 file (per-activation inputs, no row lists) is refused, saying why."""
+    d = dumps(prog)[:-4]
+    d = d[:8] + struct.pack("<I", 1) + d[12:]
+    with pytest.raises(ProgramError, match=r"version 1 predates row lists \(version 2\); "
+                                           "recompile the layer"):
         loads(_rewrap(d))
 
 
@@ -118,7 +127,7 @@ def _retype(name, dtype, conv):
 
 
 @pytest.mark.parametrize("edit_header, edit_arrays, match", [
-    (None, _retype("inputs", np.float32, lambda a: a), "'inputs' has dtype '<f4'"),
+    (None, _retype("rowlists", np.float32, lambda a: a), "'rowlists' has dtype '<f4'"),
     (None, _retype("cells", np.int8, lambda a: -a.astype(np.int8)), "'cells' has dtype '|i1'"),
     (lambda h: h["options"].pop("squeeze"), None, "option 'squeeze' missing"),
     (lambda h: h["stats"].pop("crossbars"), None, "statistic 'crossbars' missing"),
@@ -157,6 +166,89 @@ def test_crafted_values_with_valid_crc_rejected(prog):
         raw["block_data"] = d.tobytes()
     with pytest.raises(ProgramError, match="pattern|statistic"):
         loads(craft(dumps(prog), None, off_pattern))
+
+
+def _rowlist_edit(fn):
+    def edit(header, raw):
+        ids = np.frombuffer(raw["act_rowlist"], dtype="<i4").copy()
+        fn(ids)
+        raw["act_rowlist"] = ids.tobytes()
+    return edit
+
+
+def test_file_stores_each_row_list_once():
+    """Two activations sharing a row list: the file holds it once, the loader rebuilds the
+    per-activation inputs from it."""
+    from golden.program import validate
+    cfg = preset("tiny")
+    q = random_q(np.random.default_rng(0), (19, 11), cfg, 0.6)
+    p = compile_matrix(q, cfg, squeeze="segment")
+    a = p.acts
+    # give activation 1 the row list of activation 0 (same crossbar and window, same rows)
+    j = next(j for j in range(1, p.n_act) if a["xbar"][j] == a["xbar"][0]
+             and a["window"][j] == a["window"][0])
+    p.inputs[j] = p.inputs[0]
+    ids = np.arange(p.n_act)
+    ids[j] = 0
+    ids[ids > j] -= 1
+    a["rowlist"] = ids.astype(np.int32)
+    validate(p)
+    d = dumps(p)
+    hlen = struct.unpack_from("<I", d, 12)[0]
+    table = {e["name"]: e for e in json.loads(d[16:16 + hlen])["arrays"]}
+    assert table["rowlists"]["shape"] == [p.n_act - 1, cfg.ou_rows]
+    back = loads(d)
+    assert back.n_rowlists == p.n_act - 1
+    assert np.array_equal(back.inputs, p.inputs)
+    assert np.array_equal(back.acts["rowlist"], ids)
+
+
+@pytest.mark.parametrize("edit, match", [
+    (_rowlist_edit(lambda ids: ids.__setitem__(0, -1)), "'rowlist' out of range"),
+    (_rowlist_edit(lambda ids: ids.__setitem__(0, len(ids))), "'rowlist' out of range"),
+    (_rowlist_edit(lambda ids: ids.__setitem__(-1, 0)), "row lists stored|different"),
+])
+def test_crafted_row_lists_rejected(prog, edit, match):
+    with pytest.raises(ProgramError, match=match):
+        loads(craft(dumps(prog), None, edit))
+
+
+def test_row_list_sharing_rules_enforced(prog):
+    """validate(): a list's activations must share inputs, crossbar and window; ids must run
+    0..n-1 with every id used."""
+    from golden.program import validate
+    a = prog.acts
+    n = prog.n_act
+
+    def check(ids, match, inputs=None):
+        bad = dict(prog.__dict__)
+        bad["acts"] = dict(a, rowlist=np.asarray(ids, dtype=np.int32))
+        if inputs is not None:
+            bad["inputs"] = inputs
+        with pytest.raises(ProgramError, match=match):
+            validate(type(prog)(**bad))
+
+    # two activations on different windows (or crossbars) cannot share a list, even with the
+    # same inputs
+    j = next(j for j in range(1, n) if (a["xbar"][j], a["window"][j])
+             != (a["xbar"][0], a["window"][0]))
+    inp = prog.inputs.copy()
+    inp[j] = inp[0]
+    ids = np.arange(n)
+    ids[j] = 0
+    ids[ids > j] -= 1
+    what = "windows" if a["xbar"][j] == a["xbar"][0] else "xbars"
+    check(ids, f"different {what}", inp)
+    # same crossbar and window but different inputs
+    j = next((j for j in range(1, n) if (a["xbar"][j], a["window"][j])
+              == (a["xbar"][0], a["window"][0])
+              and not np.array_equal(prog.inputs[j], prog.inputs[0])), None)
+    if j is not None:
+        ids = np.arange(n)
+        ids[j] = 0
+        ids[ids > j] -= 1
+        check(ids, "different input rows")
+    check(np.r_[np.arange(n - 1), n], "every id used")         # id n - 1 unused
 
 
 def test_deep_header_is_refused_without_recursion(prog):
