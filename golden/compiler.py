@@ -1,6 +1,6 @@
 """The SME compiler: integer layer -> squeezed crossbar images + grouped OU schedule (SPEC 3.2-3.5).
 
-Two squeeze granularities compile to the same :class:`~golden.program.Program`:
+Three squeeze granularities compile to the same :class:`~golden.program.Program`:
 
 ``squeeze="row"`` (the paper's row squeeze, SPEC 3.4)
     The layer is cut into crossbar groups of ``xbar_rows`` input rows x ``xbar_cols`` output
@@ -24,6 +24,20 @@ Two squeeze granularities compile to the same :class:`~golden.program.Program`:
     ``balance=True`` spreads blocks round-robin over the crossbars (the grouped schedule);
     ``balance=False`` fills crossbar after crossbar (the naive schedule).
 
+``squeeze="span"`` (ours: segment squeeze with shared row lists)
+    The unit is a *fragment row*: the ``ou_cols`` weights of one input row in one output group,
+    one sign, with its non-zero digit planes lo..hi (span = hi - lo + 1; the ``fragment``
+    pattern bounds it by ``fragment_bits``, other patterns do not).  Fragment rows of one class
+    (output group, sign, lo, span) are packed ``ou_rows`` at a time into a *block group*: cell
+    blocks in the same crossbar and OU window, one per digit plane lo+j that a row of the group
+    uses (column groups chosen by the packer), block j holding plane lo+j of every fragment row
+    (zero where that row's plane is zero).  All blocks of a group share one *row list* (one
+    activation per block, one ``rowlist`` id per group), so a fragment row costs one input
+    index however many planes it spans.  Wordlines of a row list without a fragment row stay
+    off.  Block groups are packed into windows first-fit decreasing by width; a config with
+    fewer column groups than planes cuts fragment rows into chunks of ``colgroups`` planes.
+    ``reorder`` and ``balance`` act on block groups and windows as segment squeeze's do on blocks.
+
 Scheduling (SPEC 3.5): an activation reads the rows of one OU window that share output
 group and significance (plane, sign, shift); each crossbar issues one activation per step and
 all crossbars of the layer run in parallel, so a step count is the busiest crossbar's activation
@@ -44,7 +58,7 @@ from .slicing import (LayerError, as_blocks, bit_length, digits, min_digits_tabl
 __all__ = ["compile_matrix", "compile_blocks", "squeeze_rows", "index_widths", "SQUEEZE_MODES",
            "LayerError"]
 
-SQUEEZE_MODES = ("row", "segment")
+SQUEEZE_MODES = ("row", "segment", "span")
 
 
 def index_widths(cfg: SMEConfig, shape: tuple[int, int], squeeze: str,
@@ -56,10 +70,14 @@ def index_widths(cfg: SMEConfig, shape: tuple[int, int], squeeze: str,
     Segment squeeze: per packed unit (one physical row of a cell block) the input index, per
     cell block (one activation) the class tag (output group, plane, sign).  An activation reads
     the entries of its enabled wordlines and its block's tag (:mod:`golden.ppa`).
+    Span squeeze: per row-list row holding a fragment row one input index (shared by the
+    ``span`` blocks of its block group), per cell block the class tag (output group, plane,
+    sign), as for segment squeeze.
     """
     k_bits = ceil_log2(max(1, shape[0]))
     if squeeze == "row":
         return ceil_log2(cfg.weight_bits) + 1 + (k_bits if reorder else 0), 0
+    # segment and span: an input index per stored row entry, a class tag per block
     class_bits = ceil_log2(max(1, -(-shape[1] // cfg.ou_cols))) + ceil_log2(cfg.planes) + 1
     return k_bits, class_bits
 
@@ -82,13 +100,21 @@ def compile_blocks(blocks, shape, cfg: SMEConfig, *, squeeze: str = "row", reord
     options = {"squeeze": squeeze, "reorder": bool(reorder), "balance": bool(balance)}
     if squeeze == "row":
         cells, acts, inputs, index_bits = _row_squeeze(blocks, shape, cfg, reorder)
-    else:
+    elif squeeze == "segment":
         cells, acts, inputs, index_bits = _segment_squeeze(blocks, shape, cfg, reorder, balance)
+    else:
+        cells, acts, inputs, index_bits = _span_squeeze(blocks, shape, cfg, reorder, balance)
+    if squeeze != "span":
+        acts["rowlist"] = np.arange(len(inputs), dtype=ACT_FIELDS["rowlist"])   # a list each
     _assign_steps(acts, cells.shape[0])
     order = np.lexsort((acts["xbar"], acts["step"]))
     acts = {k: v[order] for k, v in acts.items()}
     inputs = inputs[order]
-    acts["rowlist"] = np.arange(len(order), dtype=ACT_FIELDS["rowlist"])   # a list each
+    # row-list ids numbered in order of first use (row, segment: id == activation index)
+    _, first, inv = np.unique(acts["rowlist"], return_index=True, return_inverse=True)
+    rank = np.empty(len(first), dtype=np.int64)
+    rank[np.argsort(first)] = np.arange(len(first))
+    acts["rowlist"] = rank[inv.reshape(-1)].astype(ACT_FIELDS["rowlist"])
     prog = Program(cfg=cfg, shape=shape, cells=cells, acts=acts, inputs=inputs, blocks=blocks,
                    options=options, meta=dict(meta or {}))
     validate(prog, "compiled program")
@@ -294,6 +320,126 @@ def _segment_squeeze(blocks, shape, cfg: SMEConfig, reorder: bool, balance: bool
     per_unit, class_bits = index_widths(cfg, shape, "segment", reorder)
     index_bits = n * per_unit + n_blocks * class_bits
     return cells, acts, inputs, index_bits
+
+
+# ---- span squeeze -----------------------------------------------------------------------------
+
+def _pack_windows(width: np.ndarray, slots: int):
+    """First-fit decreasing of items of ``width`` (1..slots) column groups into windows of
+    ``slots`` column groups.  Items of equal width are placed as one batch (first fit of equal
+    items fills each open window in order), so the loop runs over widths, not items.
+    Returns ``(window, offset)`` of every item and the number of windows."""
+    n = len(width)
+    win = np.zeros(n, dtype=np.int64)
+    off = np.zeros(n, dtype=np.int64)
+    free = np.zeros(0, dtype=np.int64)            # free column groups of each open window
+    for s in range(slots, 0, -1):
+        items = np.flatnonzero(width == s)
+        if not len(items):
+            continue
+        take = free // s                           # items of width s each open window takes
+        per = slots // s
+        more = max(0, -(-(len(items) - int(take.sum())) // per))
+        free = np.r_[free, np.full(more, slots, dtype=np.int64)]
+        take = np.r_[take, np.full(more, per, dtype=np.int64)]
+        end = np.cumsum(take)
+        w = np.searchsorted(end, np.arange(len(items)), side="right")
+        k = np.arange(len(items)) - (end[w] - take[w])     # rank of the item in its window
+        win[items] = w
+        off[items] = slots - free[w] + k * s
+        free = free - s * np.bincount(w, minlength=len(free))
+    return win, off, len(free)
+
+
+def _span_squeeze(blocks, shape, cfg: SMEConfig, reorder: bool, balance: bool):
+    R, C = cfg.xbar_rows, cfg.xbar_cols
+    Gc, ru, cu, P = cfg.colgroups, cfg.ou_rows, cfg.ou_cols, cfg.planes
+    Wc = min(P, Gc)                     # a block group spans at most one window's column groups
+    n_ch = -(-P // Wc)                  # plane chunks (one unless planes > column groups)
+    coords, tiles = tile_grid(blocks, shape, R, C)
+    T = len(tiles)
+    sets = _sign_sets(tiles.reshape(T, R, Gc, cu))                              # T,2,R,Gc,cu
+    nz = digits(np.bitwise_or.reduce(sets, axis=-1), cfg) != 0                  # T,2,R,Gc,P
+    nz = np.pad(nz, [(0, 0)] * 4 + [(0, n_ch * Wc - P)]).reshape(T, 2, R, Gc, n_ch, Wc)
+    # a unit: a fragment row (input row, output group, sign) in one plane chunk
+    t, sg, r, g, ch = np.nonzero(nz.any(axis=-1))
+    unz = nz[t, sg, r, g, ch]                                                   # n, Wc
+    first = unz.argmax(axis=1)
+    last = Wc - 1 - unz[:, ::-1].argmax(axis=1)
+    lo, span = ch * Wc + first, last - first + 1
+    mags = sets[t, sg, r, g]                                                    # n, cu
+    inp = coords[t, 0] * R + r
+    outg = coords[t, 1] * Gc + g
+    n = len(inp)
+    # Classes (outgroup, sign, lo, span), each packed ou_rows units at a time into block groups.
+    cls_id = ((outg.astype(np.int64) * 2 + sg) * P + lo) * (Wc + 1) + span
+    kmax = max(1, shape[0])
+    tie = inp.astype(np.int64)
+    if reorder:                         # heaviest first: even ADC column sums across groups
+        wmax = cu * int(cfg.max_magnitude) + 1
+        tie = (wmax - 1 - mags.sum(axis=1, dtype=np.int64)) * kmax + tie
+    else:
+        wmax = 1
+    order = np.argsort(cls_id * (kmax * wmax) + tie, kind="stable")
+    inp, outg, sg, lo, span, mags, unz = (a[order] for a in (inp, outg, sg, lo, span, mags, unz))
+    first, cls_id = first[order], cls_id[order]
+    starts = np.flatnonzero(np.r_[True, cls_id[1:] != cls_id[:-1]]) if n else \
+        np.zeros(0, dtype=np.int64)
+    sizes = np.diff(np.r_[starts, n])
+    class_of = np.repeat(np.arange(len(starts)), sizes)
+    rank = np.arange(n) - starts[class_of]
+    ngrp = -(-sizes // ru)
+    first_grp = np.r_[0, np.cumsum(ngrp)[:-1]].astype(np.int64)
+    if reorder:     # deal heaviest-first round-robin over the class's groups
+        grp = first_grp[class_of] + rank % ngrp[class_of]
+        row = rank // ngrp[class_of]
+    else:
+        grp = first_grp[class_of] + rank // ru
+        row = rank % ru
+    n_grp = int(ngrp.sum())
+    gstart = starts[np.repeat(np.arange(len(starts)), ngrp)] if n_grp else starts
+    # A group gets a block for every plane of lo..lo+span-1 that one of its units uses (a plane
+    # no unit uses would be an all-zero block: never stored, never activated).
+    rel = np.arange(Wc)
+    unit_planes = np.zeros(n, dtype=np.int64)
+    shifted = np.zeros((n, Wc), dtype=bool)
+    if n:
+        idx = (rel[None, :] + first[:, None]) % Wc
+        shifted = np.take_along_axis(unz, idx, axis=1) & (rel[None, :] < span[:, None])
+        unit_planes = (shifted.astype(np.int64) << rel).sum(axis=1)
+    gmask = np.zeros(n_grp, dtype=np.int64)
+    np.bitwise_or.at(gmask, grp, unit_planes)
+    gbits = ((gmask[:, None] >> rel) & 1).astype(bool)                         # n_grp, Wc
+    width = gbits.sum(axis=1)
+    bpos = np.cumsum(gbits, axis=1) - 1                # block of each used plane in its group
+    win, off, n_win = _pack_windows(width, Gc)
+    wpx = R // ru                                      # whole OU windows per crossbar
+    X = -(-n_win // wpx) if n_win else 0
+    if balance:
+        gx, gw = win % max(X, 1), win // max(X, 1)
+    else:
+        gx, gw = win // wpx, win % wpx
+    # cells: every used plane of every unit, in block bpos of its group
+    cells = np.zeros((X, cfg.windows, Gc, ru, cu), dtype=np.uint8)
+    u, j = np.nonzero(shifted)
+    pl = lo[u] + j
+    gu = grp[u]
+    cells[gx[gu], gw[gu], off[gu] + bpos[gu, j], row[u]] = \
+        ((mags[u] >> (pl * cfg.cell_bits).astype(np.uint16)[:, None])
+         & np.uint16(cfg.cell_max)).astype(np.uint8)
+    rowlists = np.full((n_grp, ru), -1, dtype=np.int32)
+    rowlists[grp, row] = inp
+    # one activation per block
+    bg, bj = np.nonzero(gbits)
+    cs = gstart[bg]
+    acts = {"xbar": gx[bg], "window": gw[bg], "colgroup": off[bg] + bpos[bg, bj],
+            "outgroup": outg[cs], "plane": lo[cs] + bj, "sign": sg[cs],
+            "shift": np.zeros(len(bg)), "step": np.zeros(len(bg)), "rowlist": bg}
+    acts = {k: np.asarray(v).astype(ACT_FIELDS[k]) for k, v in acts.items()}
+    # Index storage: an input index per row-list row, a class tag per block (index_widths).
+    per_row, class_bits = index_widths(cfg, shape, "span", reorder)
+    index_bits = n * per_row + len(bg) * class_bits
+    return cells, acts, rowlists[bg], index_bits
 
 
 # ---- scheduling ------------------------------------------------------------------------------

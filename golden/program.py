@@ -243,7 +243,7 @@ def loads(data: bytes, expect_cfg: SMEConfig | None = None, source: str = "progr
     for key, typ in OPTION_TYPES.items():
         if not isinstance(options.get(key), typ):
             fail(f"malformed header (option {key!r} missing or not a {typ.__name__})")
-    if options["squeeze"] not in ("row", "segment"):
+    if options["squeeze"] not in ("row", "segment", "span"):
         fail(f"malformed header (unknown squeeze mode {options['squeeze']!r})")
     for key in STAT_KEYS:
         if not _is_int(stats.get(key)) or stats[key] < 0:

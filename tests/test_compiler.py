@@ -20,7 +20,7 @@ def test_sliced_vmm_is_exact(data):
     """Property: every config x layer x schedule option computes exactly x @ Q (lossless ADC)."""
     cfg = data.draw(configs())
     blocks, shape = data.draw(layers(cfg))
-    squeeze = data.draw(st.sampled_from(["row", "segment"]))
+    squeeze = data.draw(st.sampled_from(["row", "segment", "span"]))
     reorder, balance = data.draw(st.booleans()), data.draw(st.booleans())
     prog = compile_blocks(blocks, shape, cfg, squeeze=squeeze, reorder=reorder, balance=balance)
     rng = np.random.default_rng(data.draw(st.integers(0, 2**32 - 1)))
@@ -41,8 +41,8 @@ def test_clipping_is_counted(data):
     samples and all), and it differs from x @ Q only when clipping was counted."""
     cfg = data.draw(configs(lossless=False))
     blocks, shape = data.draw(layers(cfg))
-    prog = compile_blocks(blocks, shape, cfg, squeeze=data.draw(st.sampled_from(["row",
-                                                                                "segment"])))
+    prog = compile_blocks(blocks, shape, cfg,
+                          squeeze=data.draw(st.sampled_from(["row", "segment", "span"])))
     rng = np.random.default_rng(data.draw(st.integers(0, 2**32 - 1)))
     X = input_vectors(rng, cfg, 3, shape[0])
     Y, clipped = run(prog, X)
@@ -79,7 +79,7 @@ def test_all_zero_rows_never_activated():
     cfg = preset("tiny")
     q = np.zeros((12, 8), dtype=np.int64)
     q[5, 3] = 6
-    for squeeze in ("row", "segment"):
+    for squeeze in ("row", "segment", "span"):
         prog = compile_matrix(q, cfg, squeeze=squeeze)
         active = set(prog.inputs[prog.inputs >= 0].tolist())
         assert active == {5}
@@ -158,3 +158,67 @@ def test_index_bits_counted_from_the_program(reorder):
     seg = compile_matrix(q, cfg, squeeze="segment", reorder=reorder)
     units = int((seg.inputs >= 0).sum())
     assert seg.stats["index_bits"] == units * 9 + seg.n_act * (2 + 3 + 1)
+
+
+def _span_layer(seed=3, k=300, n=40, bits=3):
+    cfg = preset("default").replace(pattern="fragment", fragment_bits=bits)
+    return cfg, random_q(np.random.default_rng(seed), (k, n), cfg, 0.6)
+
+
+def test_span_block_groups_hold_the_planes_of_their_fragment_rows():
+    """Span squeeze, read back from the program: the activations of a row list are blocks of
+    one class (output group, sign) on distinct column groups and distinct planes inside one
+    fragment-bits range, and block (plane p) holds digit p of each listed fragment row;
+    every non-zero fragment row (input, output group, sign) sits in exactly one list row."""
+    cfg, q = _span_layer()
+    p = compile_matrix(q, cfg, squeeze="span")
+    a, cu = p.acts, cfg.ou_cols
+    assert p.n_rowlists < p.n_act
+    mags = np.stack([np.where(q > 0, q, 0), np.where(q < 0, -q, 0)])            # 2, K, N
+    mags = np.pad(mags, ((0, 0), (0, 0), (0, -q.shape[1] % cu)))
+    seen = set()
+    for rl in range(p.n_rowlists):
+        i = np.flatnonzero(a["rowlist"] == rl)
+        og, sg = a["outgroup"][i], a["sign"][i]
+        assert len(set(og)) == 1 and len(set(sg)) == 1
+        assert len(set(a["colgroup"][i])) == len(i) == len(set(a["plane"][i]))
+        assert a["plane"][i].max() - a["plane"][i].min() < cfg.fragment_bits
+        rows = p.inputs[i[0]]
+        for r, k in enumerate(rows):
+            if k < 0:
+                continue
+            key = (int(k), int(og[0]), int(sg[0]))
+            assert key not in seen
+            seen.add(key)
+            seg = mags[sg[0], k, og[0] * cu:(og[0] + 1) * cu]
+            for j in i:
+                cell = p.cells[a["xbar"][j], a["window"][j], a["colgroup"][j], r]
+                np.testing.assert_array_equal(cell, (seg >> a["plane"][j]) & 1)
+    want = {(k, g // cu, s) for s in range(2) for k, g in zip(*np.nonzero(mags[s]))}
+    assert seen == want
+
+
+def test_span_index_bits_counted_from_the_program():
+    """Span squeeze index: one input index (ceil(log2 300) = 9 bits) per fragment row of a row
+    list, one class tag per block: output group of ceil(40 / 8) = 5 (3 bits), plane (3 bits),
+    sign (1 bit).  Fewer than segment squeeze, whose every plane of a row has its own index."""
+    cfg, q = _span_layer()
+    span = compile_matrix(q, cfg, squeeze="span")
+    _, first = np.unique(span.acts["rowlist"], return_index=True)
+    rows = int((span.inputs[first] >= 0).sum())
+    assert span.stats["index_bits"] == rows * 9 + span.n_act * (3 + 3 + 1)
+    seg = compile_matrix(q, cfg, squeeze="segment")
+    assert span.stats["index_bits"] < 0.75 * seg.stats["index_bits"]
+
+
+def test_span_with_one_column_group_is_segment_squeeze():
+    """With a single column group per window a block group holds one plane: span squeeze
+    packs exactly the blocks segment squeeze does, one row list per activation."""
+    cfg = preset("tiny").replace(xbar_cols=4, ou_cols=4, tile_outputs=8)
+    q = random_q(np.random.default_rng(5), (40, 9), cfg, 0.7)
+    span = compile_matrix(q, cfg, squeeze="span")
+    seg = compile_matrix(q, cfg, squeeze="segment")
+    assert span.n_rowlists == span.n_act == seg.n_act
+    assert span.n_xbars == seg.n_xbars
+    X = input_vectors(np.random.default_rng(6), cfg, 3, 40)
+    np.testing.assert_array_equal(run(span, X)[0], X @ q)

@@ -17,7 +17,7 @@ from .strategies import configs, dense, layers
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(cfg=configs(), data=st.data(), squeeze=st.sampled_from(["row", "segment"]))
+@given(cfg=configs(), data=st.data(), squeeze=st.sampled_from(["row", "segment", "span"]))
 def test_partitioned_layer_equals_matmul(cfg, data, squeeze):
     blocks, shape = data.draw(layers(cfg))
     part = gp.partition_layer(blocks, shape, cfg, squeeze=squeeze)
@@ -31,7 +31,7 @@ def test_partitioned_layer_equals_matmul(cfg, data, squeeze):
     assert clipped == [0] * part.n_parts
 
 
-@pytest.mark.parametrize("squeeze", ["row", "segment"])
+@pytest.mark.parametrize("squeeze", ["row", "segment", "span"])
 def test_beyond_one_tile_and_depthwise(squeeze):
     """A dense layer several tiles wide and deep (crossbar split included) and a depthwise
     layer whose regions hold only diagonal blocks."""

@@ -131,7 +131,8 @@ def direct_program_events(p):
 
 
 @settings(max_examples=40, deadline=None)
-@given(data=st.data(), squeeze=st.sampled_from(["row", "segment"]), reorder=st.booleans())
+@given(data=st.data(), squeeze=st.sampled_from(["row", "segment", "span"]),
+       reorder=st.booleans())
 def test_program_events_equal_direct_counts(data, squeeze, reorder):
     cfg = data.draw(configs())
     blocks, shape = data.draw(layers(cfg))

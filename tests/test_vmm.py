@@ -70,7 +70,7 @@ def test_clip_path_matches_bit_serial_definition():
     assert np.array_equal(Y, ref)
 
 
-@pytest.mark.parametrize("squeeze", ["row", "segment"])
+@pytest.mark.parametrize("squeeze", ["row", "segment", "span"])
 def test_predicted_cycles(squeeze):
     """Cycles per vector counted two ways that do not use the formula: the scheduler model
     issues one step per cycle (its trace has one entry per cycle), and the compiler's schedule
@@ -116,8 +116,8 @@ def test_run_equals_the_definition_with_a_lossy_adc(data):
     if data.draw(st.booleans()):                 # bitline groups that do not pack into a word
         cfg = cfg.replace(xbar_cols=6, ou_cols=3, tile_outputs=cfg.tile_outputs * 3)
     blocks, shape = data.draw(layers(cfg))
-    prog = compile_blocks(blocks, shape, cfg, squeeze=data.draw(st.sampled_from(["row",
-                                                                                "segment"])))
+    prog = compile_blocks(blocks, shape, cfg,
+                          squeeze=data.draw(st.sampled_from(["row", "segment", "span"])))
     rng = np.random.default_rng(data.draw(st.integers(0, 2**32 - 1)))
     X = input_vectors(rng, cfg, 5, shape[0])
     Y, clipped = run(prog, X, chunk_elems=data.draw(st.sampled_from([1, 1 << 24])))
