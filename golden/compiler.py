@@ -259,6 +259,25 @@ def _collect(parts, in_parts, cfg: SMEConfig):
 
 # ---- segment squeeze --------------------------------------------------------------------------
 
+def _deal(cls_id: np.ndarray, ru: int, reorder: bool):
+    """Pack units sorted by class ``ou_rows`` at a time into blocks (or block groups) of their
+    class.  Returns ``(starts, count, blk, row)``: the first unit of each class, each class's
+    block count, and every unit's block (numbered class after class) and row in it.
+    ``reorder`` deals the units round-robin over the class's blocks (units sorted heaviest
+    first: even column sums), otherwise blocks are filled in order."""
+    n = len(cls_id)
+    starts = np.flatnonzero(np.r_[True, cls_id[1:] != cls_id[:-1]]) if n else \
+        np.zeros(0, dtype=np.int64)
+    sizes = np.diff(np.r_[starts, n])
+    class_of = np.repeat(np.arange(len(starts)), sizes)
+    rank = np.arange(n) - starts[class_of]
+    count = -(-sizes // ru)
+    first = np.r_[0, np.cumsum(count)[:-1]].astype(np.int64)
+    if reorder:
+        return starts, count, first[class_of] + rank % count[class_of], rank // count[class_of]
+    return starts, count, first[class_of] + rank // ru, rank % ru
+
+
 def _segment_squeeze(blocks, shape, cfg: SMEConfig, reorder: bool, balance: bool):
     R, C = cfg.xbar_rows, cfg.xbar_cols
     Gc, ru, cu, P = cfg.colgroups, cfg.ou_rows, cfg.ou_cols, cfg.planes
@@ -284,19 +303,7 @@ def _segment_squeeze(blocks, shape, cfg: SMEConfig, reorder: bool, balance: bool
                        kind="stable")
     data, inp, outg, sg, p = data[order], inp[order], outg[order], sg[order], p[order]
     cls_id = cls_id[order]
-    starts = np.flatnonzero(np.r_[True, cls_id[1:] != cls_id[:-1]]) if n else \
-        np.zeros(0, dtype=np.int64)
-    sizes = np.diff(np.r_[starts, n])
-    class_of = np.repeat(np.arange(len(starts)), sizes)
-    rank = np.arange(n) - starts[class_of]
-    nblk = -(-sizes // ru)
-    first_blk = np.r_[0, np.cumsum(nblk)[:-1]].astype(np.int64)
-    if reorder:     # deal heaviest-first round-robin over the class's blocks
-        blk = first_blk[class_of] + rank % nblk[class_of]
-        row = rank // nblk[class_of]
-    else:           # fill blocks in order
-        blk = first_blk[class_of] + rank // ru
-        row = rank % ru
+    starts, nblk, blk, row = _deal(cls_id, ru, reorder)
     n_blocks = int(nblk.sum())
     slots = (R // ru) * Gc
     X = -(-n_blocks // slots) if n_blocks else 0
@@ -383,19 +390,7 @@ def _span_squeeze(blocks, shape, cfg: SMEConfig, reorder: bool, balance: bool):
     order = np.argsort(cls_id * (kmax * wmax) + tie, kind="stable")
     inp, outg, sg, lo, span, mags, unz = (a[order] for a in (inp, outg, sg, lo, span, mags, unz))
     first, cls_id = first[order], cls_id[order]
-    starts = np.flatnonzero(np.r_[True, cls_id[1:] != cls_id[:-1]]) if n else \
-        np.zeros(0, dtype=np.int64)
-    sizes = np.diff(np.r_[starts, n])
-    class_of = np.repeat(np.arange(len(starts)), sizes)
-    rank = np.arange(n) - starts[class_of]
-    ngrp = -(-sizes // ru)
-    first_grp = np.r_[0, np.cumsum(ngrp)[:-1]].astype(np.int64)
-    if reorder:     # deal heaviest-first round-robin over the class's groups
-        grp = first_grp[class_of] + rank % ngrp[class_of]
-        row = rank // ngrp[class_of]
-    else:
-        grp = first_grp[class_of] + rank // ru
-        row = rank % ru
+    starts, ngrp, grp, row = _deal(cls_id, ru, reorder)
     n_grp = int(ngrp.sum())
     gstart = starts[np.repeat(np.arange(len(starts)), ngrp)] if n_grp else starts
     # A group gets a block for every plane of lo..lo+span-1 that one of its units uses (a plane
