@@ -358,6 +358,50 @@ def _pack_windows(width: np.ndarray, slots: int):
     return win, off, len(free)
 
 
+def _fill_partial_groups(cls_id, os_id, lo, span, ru: int, P: int, Wc: int):
+    """Container class of every unit for span squeeze: units sorted by class ``cls_id`` (one
+    class per (``os_id`` = output group and sign, ``lo``, ``span``)).  A class whose unit count
+    is not a multiple of ``ou_rows`` leaves free rows in its block groups; the partial group's
+    worth of units (the class's last ``count % ou_rows``) of a narrower class whose planes it
+    covers moves there, which saves that class a block group.  Hosts are taken widest first,
+    guests widest first.  The loop runs over (lo, span) pairs (at most planes x colgroups),
+    vectorized over output groups and signs.  Returns ``(container lo, container span)``."""
+    n = len(cls_id)
+    if not n:
+        return lo, span
+    starts = np.flatnonzero(np.r_[True, cls_id[1:] != cls_id[:-1]])
+    sizes = np.diff(np.r_[starts, n])
+    osu, c_os = np.unique(os_id[starts], return_inverse=True)
+    c_lo, c_sp = lo[starts], span[starts]
+    cnt = np.zeros((len(osu), P, Wc + 1), dtype=np.int64)
+    cnt[c_os, c_lo, c_sp] = sizes
+    moved = np.zeros_like(cnt)
+    dest = np.zeros(cnt.shape + (2,), dtype=np.int64)
+    for sh in range(Wc, 1, -1):
+        for lh in range(P - sh + 1):
+            free = (-cnt[:, lh, sh]) % ru
+            if not free.any():
+                continue
+            for sg in range(sh, 0, -1):
+                for lg in range(lh, lh + sh - sg + 1):
+                    if sg == sh:
+                        continue
+                    r = cnt[:, lg, sg] % ru
+                    mv = np.flatnonzero((r > 0) & (r <= free))
+                    if not len(mv):
+                        continue
+                    moved[mv, lg, sg] = r[mv]
+                    dest[mv, lg, sg] = (lh, sh)
+                    free[mv] -= r[mv]
+                    cnt[mv, lg, sg] -= r[mv]
+                    cnt[mv, lh, sh] += r[mv]
+    cls = np.repeat(np.arange(len(starts)), sizes)
+    rank = np.arange(n) - starts[cls]
+    go = rank >= (sizes - moved[c_os, c_lo, c_sp])[cls]
+    to = dest[c_os, c_lo, c_sp][cls]
+    return np.where(go, to[:, 0], lo), np.where(go, to[:, 1], span)
+
+
 def _span_squeeze(blocks, shape, cfg: SMEConfig, reorder: bool, balance: bool):
     R, C = cfg.xbar_rows, cfg.xbar_cols
     Gc, ru, cu, P = cfg.colgroups, cfg.ou_rows, cfg.ou_cols, cfg.planes
@@ -378,8 +422,10 @@ def _span_squeeze(blocks, shape, cfg: SMEConfig, reorder: bool, balance: bool):
     inp = coords[t, 0] * R + r
     outg = coords[t, 1] * Gc + g
     n = len(inp)
-    # Classes (outgroup, sign, lo, span), each packed ou_rows units at a time into block groups.
-    cls_id = ((outg.astype(np.int64) * 2 + sg) * P + lo) * (Wc + 1) + span
+    # Planes of each unit as bits of its absolute digit plane (planes <= 16 fit an int64).
+    umask = (unz.astype(np.int64) << np.arange(Wc)).sum(axis=1) << (ch * Wc) if n else \
+        np.zeros(0, dtype=np.int64)
+    os_id = outg.astype(np.int64) * 2 + sg
     kmax = max(1, shape[0])
     tie = inp.astype(np.int64)
     if reorder:                         # heaviest first: even ADC column sums across groups
@@ -387,23 +433,29 @@ def _span_squeeze(blocks, shape, cfg: SMEConfig, reorder: bool, balance: bool):
         tie = (wmax - 1 - mags.sum(axis=1, dtype=np.int64)) * kmax + tie
     else:
         wmax = 1
-    order = np.argsort(cls_id * (kmax * wmax) + tie, kind="stable")
-    inp, outg, sg, lo, span, mags, unz = (a[order] for a in (inp, outg, sg, lo, span, mags, unz))
-    first, cls_id = first[order], cls_id[order]
-    starts, ngrp, grp, row = _deal(cls_id, ru, reorder)
+
+    def by_class(lo_, span_):
+        return (os_id * P + lo_) * (Wc + 1) + span_
+
+    # Classes (outgroup, sign, lo, span); the last partial block group of a class moves into
+    # the free rows of a wider class of the same output group and sign that covers its planes.
+    order = np.argsort(by_class(lo, span) * (kmax * wmax) + tie, kind="stable")
+    inp, os_id, lo, span, mags, umask, tie = (
+        x[order] for x in (inp, os_id, lo, span, mags, umask, tie))
+    clo, cspan = _fill_partial_groups(by_class(lo, span), os_id, lo, span, ru, P, Wc)
+    # Pack each container class ou_rows units at a time into block groups.
+    order = np.argsort(by_class(clo, cspan) * (kmax * wmax) + tie, kind="stable")
+    inp, os_id, clo, cspan, mags, umask = (
+        x[order] for x in (inp, os_id, clo, cspan, mags, umask))
+    starts, ngrp, grp, row = _deal(by_class(clo, cspan), ru, reorder)
     n_grp = int(ngrp.sum())
     gstart = starts[np.repeat(np.arange(len(starts)), ngrp)] if n_grp else starts
-    # A group gets a block for every plane of lo..lo+span-1 that one of its units uses (a plane
-    # no unit uses would be an all-zero block: never stored, never activated).
+    # A group gets a block for every plane of its container that one of its units uses (a
+    # plane no unit uses would be an all-zero block: never stored, never activated).
     rel = np.arange(Wc)
-    unit_planes = np.zeros(n, dtype=np.int64)
-    shifted = np.zeros((n, Wc), dtype=bool)
-    if n:
-        idx = (rel[None, :] + first[:, None]) % Wc
-        shifted = np.take_along_axis(unz, idx, axis=1) & (rel[None, :] < span[:, None])
-        unit_planes = (shifted.astype(np.int64) << rel).sum(axis=1)
+    urel = umask >> clo                                # unit planes relative to the container
     gmask = np.zeros(n_grp, dtype=np.int64)
-    np.bitwise_or.at(gmask, grp, unit_planes)
+    np.bitwise_or.at(gmask, grp, urel)
     gbits = ((gmask[:, None] >> rel) & 1).astype(bool)                         # n_grp, Wc
     width = gbits.sum(axis=1)
     bpos = np.cumsum(gbits, axis=1) - 1                # block of each used plane in its group
@@ -416,8 +468,8 @@ def _span_squeeze(blocks, shape, cfg: SMEConfig, reorder: bool, balance: bool):
         gx, gw = win // wpx, win % wpx
     # cells: every used plane of every unit, in block bpos of its group
     cells = np.zeros((X, cfg.windows, Gc, ru, cu), dtype=np.uint8)
-    u, j = np.nonzero(shifted)
-    pl = lo[u] + j
+    u, j = np.nonzero((urel[:, None] >> rel) & 1)
+    pl = clo[u] + j
     gu = grp[u]
     cells[gx[gu], gw[gu], off[gu] + bpos[gu, j], row[u]] = \
         ((mags[u] >> (pl * cfg.cell_bits).astype(np.uint16)[:, None])
@@ -428,7 +480,7 @@ def _span_squeeze(blocks, shape, cfg: SMEConfig, reorder: bool, balance: bool):
     bg, bj = np.nonzero(gbits)
     cs = gstart[bg]
     acts = {"xbar": gx[bg], "window": gw[bg], "colgroup": off[bg] + bpos[bg, bj],
-            "outgroup": outg[cs], "plane": lo[cs] + bj, "sign": sg[cs],
+            "outgroup": os_id[cs] // 2, "plane": clo[cs] + bj, "sign": os_id[cs] % 2,
             "shift": np.zeros(len(bg)), "step": np.zeros(len(bg)), "rowlist": bg}
     acts = {k: np.asarray(v).astype(ACT_FIELDS[k]) for k, v in acts.items()}
     # Index storage: an input index per row-list row, a class tag per block (index_widths).

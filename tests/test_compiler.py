@@ -222,3 +222,18 @@ def test_span_with_one_column_group_is_segment_squeeze():
     assert span.n_xbars == seg.n_xbars
     X = input_vectors(np.random.default_rng(6), cfg, 3, 40)
     np.testing.assert_array_equal(run(span, X)[0], X @ q)
+
+
+@pytest.mark.parametrize("short, lists, blocks", [(4, 1, 3), (5, 2, 4)])
+def test_span_fills_free_rows_of_a_wider_group(short, lists, blocks):
+    """Five fragment rows on planes 0..2 leave 4 of a block group's 9 rows free; fragment rows
+    on plane 1 alone fit under it (one row list, blocks for planes 0, 1, 2) when there are at
+    most 4 of them; 5 of them keep their own group (a second list and block)."""
+    cfg = preset("default")
+    q = np.zeros((5 + short, 8), dtype=np.int64)
+    q[:5, 0] = 7                       # planes 0..2
+    q[5:, 3] = 2                       # plane 1
+    p = compile_matrix(q, cfg, squeeze="span")
+    assert (p.n_rowlists, p.n_act) == (lists, blocks)
+    X = input_vectors(np.random.default_rng(0), cfg, 3, q.shape[0])
+    np.testing.assert_array_equal(run(p, X)[0], X @ q)
