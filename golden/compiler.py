@@ -536,6 +536,7 @@ def program_stats(p: Program, index_bits: int) -> dict:
         "weights": int(sum(b.size for _, _, b in p.blocks)),
         "crossbars": p.n_xbars,
         "activations": A * p.n_act,
+        "rowlists": p.n_rowlists,
         "steps": p.n_steps,
         "cycles": A * p.n_steps,
         "index_bits": int(index_bits),

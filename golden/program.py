@@ -169,9 +169,9 @@ HEADER_KEYS = {"config": dict, "options": dict, "shape": list, "n_steps": int, "
 OPTION_TYPES = {"squeeze": str, "reorder": bool, "balance": bool}
 
 #: Statistics every program carries (``sme stats`` and the report read them), integers >= 0.
-STAT_KEYS = ("K", "N", "weights", "crossbars", "activations", "steps", "cycles", "index_bits",
-             "nonzero_cells", "nonzero_segments", "floor_crossbars", "floor_activations",
-             "floor_cycles")
+STAT_KEYS = ("K", "N", "weights", "crossbars", "activations", "rowlists", "steps", "cycles",
+             "index_bits", "nonzero_cells", "nonzero_segments", "floor_crossbars",
+             "floor_activations", "floor_cycles")
 
 #: A header longer than this, or nested deeper than ``MAX_HEADER_DEPTH``, is refused before it
 #: is parsed (a real header holds a config, options, statistics and short metadata).
@@ -332,7 +332,8 @@ def _check_stats(p: Program, fail) -> None:
     cfg, s = p.cfg, p.stats
     want = {"K": p.shape[0], "N": p.shape[1], "crossbars": p.n_xbars,
             "weights": sum(b.size for _, _, b in p.blocks),
-            "activations": cfg.input_bits * p.n_act, "steps": p.n_steps,
+            "activations": cfg.input_bits * p.n_act, "rowlists": p.n_rowlists,
+            "steps": p.n_steps,
             "cycles": cfg.input_bits * p.n_steps}
     want["nonzero_cells"] = nonzero_digits(p.blocks, cfg)
     want["floor_crossbars"] = -(-want["nonzero_cells"] // (cfg.xbar_rows * cfg.xbar_cols))

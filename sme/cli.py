@@ -409,10 +409,12 @@ def build_parser(plugins: bool = True) -> argparse.ArgumentParser:
     p.add_argument("--integer", action="store_true",
                    help="weights are already quantized integers on the pattern")
     p.add_argument("--per-channel", action="store_true", help="one scale per output column")
-    p.add_argument("--squeeze", choices=["row", "segment"], default="row")
+    from golden.compiler import SQUEEZE_MODES
+    p.add_argument("--squeeze", choices=list(SQUEEZE_MODES), default="row")
     p.add_argument("--no-reorder", action="store_true", help="keep rows in input order")
     p.add_argument("--no-balance", action="store_true",
-                   help="fill crossbars in order instead of balancing (segment squeeze)")
+                   help="fill crossbars in order instead of balancing (segment and span "
+                        "squeeze)")
     p.set_defaults(func=cmd_compile)
 
     p = sub.add_parser("run", help="run input vectors through a program (golden VMM)")

@@ -5,20 +5,24 @@ For one network and one base config, each **pattern point** (labels of
 and the fragment pattern, a shared exponent per packing unit with k-bit mantissas, with two
 signs or one) quantizes every layer with :func:`sme.report.quantize_layer` (per-channel
 scales; with calibration Gram matrices, layer-wise ADMM on the output error for every layer
-with ``groups == 1``, projection for grouped and depthwise layers) and compiles it in both
-squeeze modes with :func:`sme.report.layer_row`.  A **frontier point** is a (pattern, squeeze)
+with ``groups == 1``, projection for grouped and depthwise layers) and compiles it in every
+squeeze mode of :data:`SQUEEZES` with :func:`sme.report.layer_row`.  A **frontier point** is a (pattern, squeeze)
 pair with:
 
 * ``crossbars`` and ``vs_isaac`` = ISAAC-style dense crossbars / the point's (both sign sets);
 * ``index_bits`` / ``index_per_weight``: the compiler's index (row squeeze: shift, zero flag
   and input index per group row; segment squeeze: an input index of ceil(log2 K) bits per
-  packed unit and a class tag per cell block), per weight of the network (a weight itself
-  takes ``weight_bits``);
+  packed unit and a class tag per cell block; span squeeze: an input index per fragment row of
+  a row list, shared by the blocks of its group, and a class tag per block), per weight of the
+  network (a weight itself takes ``weight_bits``);
 * ``descriptor_bits`` / ``descriptor_per_weight``: what the tile's **descriptor memory**
   holds, where the index lives in hardware: one descriptor per OU activation
   (:func:`golden.tile_image.desc_bits`: active, window, column group, output group, plane,
   sign, shift, and per wordline an enable bit and an input index), for a tile as wide as each
-  layer (``tile_inputs = K``, ``tile_outputs = N``);
+  layer (``tile_inputs = K``, ``tile_outputs = N``).  Span squeeze stores the wordlines once
+  per row list: per activation the scalar fields plus a row-list pointer of
+  ceil(log2 row lists) bits, per row list ``ou_rows`` x (enable bit + input index)
+  (:func:`descriptor_bits`);
 * ``weight_error``: mean over layers of ||W_hat - W||_F / ||W||_F (W_hat = q * alpha);
   ``output_error`` (with Gram matrices): mean over the ``groups == 1`` layers of
   ||X W_hat - X W||_F / ||X W||_F on the calibration inputs;
@@ -47,27 +51,35 @@ from typing import Callable
 
 import numpy as np
 
-from golden.config import PATTERN_POINTS, SMEConfig, pattern_point
+from golden.config import PATTERN_POINTS, SMEConfig, ceil_log2, pattern_point
 from golden.fileio import OutputSet
 from golden.quantize import output_error
-from golden.tile_image import desc_bits
+from golden.tile_image import desc_bits, desc_fields, row_fields
 
 from .report import layer_row, layer_weights, quantize_layer
 from .workloads.networks import Network
 
-__all__ = ["BAR", "DEFAULT_LABELS", "layer_point", "frontier", "choose", "pareto",
+__all__ = ["BAR", "DEFAULT_LABELS", "SQUEEZES", "descriptor_bits", "layer_point", "frontier", "choose", "pareto",
            "format_frontier", "write_frontier", "golden_evaluator"]
 
 #: The bar a default must meet (issue 12): crossbars vs ISAAC, index per weight / weight_bits.
 BAR = {"vs_isaac": 4.0, "index_fraction": 0.5}
 DEFAULT_LABELS = tuple(PATTERN_POINTS)
-SQUEEZES = ("row", "segment")
+SQUEEZES = ("row", "segment", "span")
 
 
-def _layer_desc_bits(cfg: SMEConfig, k: int, n: int) -> int:
-    """Descriptor width of a tile as wide as a K x N layer."""
+def descriptor_bits(cfg: SMEConfig, k: int, n: int, squeeze: str, n_act: int,
+                    n_rowlists: int) -> int:
+    """Descriptor-memory bits of a K x N layer's program on a tile as wide as the layer.
+    Row and segment squeeze: ``n_act`` descriptors of :func:`golden.tile_image.desc_bits` (the
+    scalar fields and ``ou_rows`` wordline entries each).  Span squeeze: the scalar fields and a
+    row-list pointer per activation, the wordline entries once per row list."""
     cu = cfg.ou_cols
-    return desc_bits(cfg.replace(tile_inputs=max(1, k), tile_outputs=max(cu, -(-n // cu) * cu)))
+    wide = cfg.replace(tile_inputs=max(1, k), tile_outputs=max(cu, -(-n // cu) * cu))
+    if squeeze != "span":
+        return n_act * desc_bits(wide)
+    scalar = sum(w for _, w in desc_fields(wide)) + ceil_log2(max(1, n_rowlists))
+    return n_act * scalar + n_rowlists * cfg.ou_rows * sum(w for _, w in row_fields(wide))
 
 
 def layer_point(layer, index: int, w: np.ndarray, cfg: SMEConfig, *, seed: int = 0,
@@ -79,17 +91,17 @@ def layer_point(layer, index: int, w: np.ndarray, cfg: SMEConfig, *, seed: int =
     g1 = gram is not None and layer.groups == 1
     q, alpha = quantize_layer(layer, w, cfg, np.random.default_rng([seed, index, 1]), scale,
                               gram=(np.asarray(gram)[0] if g1 else None), return_scale=True)
-    row = layer_row(layer, q, cfg)
+    row = layer_row(layer, q, cfg, SQUEEZES)
     flat = np.asarray(w, dtype=np.float64).reshape(layer.cout, -1)
     approx = q.reshape(layer.cout, -1) * alpha[:, None]
     norm = float(np.linalg.norm(flat))
     row["weight_error"] = float(np.linalg.norm(approx - flat) / norm) if norm else 0.0
     row["output_error"] = (output_error(flat.T, approx.T, np.asarray(gram)[0]) if g1 else None)
     A, P = cfg.input_bits, max(1, layer.pixels)
-    width = _layer_desc_bits(cfg, *layer.shape)
     for m in SQUEEZES:
         n_act = row[f"work_{m}"] // P // A
-        row[f"descriptor_bits_{m}"] = int(n_act * width)
+        row[f"descriptor_bits_{m}"] = descriptor_bits(cfg, *layer.shape, m, n_act,
+                                                      row[f"rowlists_{m}"])
     return row, q, alpha
 
 
@@ -268,7 +280,7 @@ def _plot(rep: dict) -> bytes:
     val = {"top1": lambda p: p["top1"], "output_error": lambda p: p["output_error"],
            "weight_error": lambda p: p["weight_error"]}[metric]
     fig, ax = plt.subplots(figsize=(8, 5))
-    for m, mk in (("row", "o"), ("segment", "s")):
+    for m, mk in (("row", "o"), ("segment", "s"), ("span", "D")):
         sel = [p for p in pts if p["squeeze"] == m]
         ax.scatter([val(p) for p in sel], [p["vs_isaac"] for p in sel], marker=mk,
                    label=f"{m} squeeze", zorder=3)

@@ -134,7 +134,7 @@ def register(subparsers) -> None:
 # ---- whole networks (sme report) --------------------------------------------------------------
 
 #: Schemes with a physical design to price (the floor has none: it is a count, not a chip).
-PPA_SCHEMES = ("row", "segment", "planes", "isaac", "sre")
+PPA_SCHEMES = ("row", "segment", "span", "planes", "isaac", "sre")
 #: The paper's speedup claim (SME ICCD'21 / SoBS-X abstract: "average 3.1x speed up").
 PAPER_SPEEDUP = 3.1
 #: Latency definitions, in report order (sme.ppa.network_ppa).

@@ -4,8 +4,9 @@ For every weight layer the float weights are quantized onto the config's bit pat
 the blocks of the layer matrix (:func:`sme.workloads.networks.layer_blocks`, block-diagonal for
 grouped/depthwise layers) and
 
-* compiled twice with :func:`golden.compiler.compile_blocks` (``squeeze="row"``, the paper's row
-  squeeze, and ``squeeze="segment"``, ours), reorder and balance on;
+* compiled three times with :func:`golden.compiler.compile_blocks` (``squeeze="row"``, the
+  paper's row squeeze; ``squeeze="segment"`` and ``squeeze="span"``, ours), reorder and
+  balance on;
 * costed with :func:`golden.baselines.baseline_stats` (``isaac`` dense, ``sre``, ``planes`` = bit
   planes without squeeze), on the same integers.
 
@@ -18,8 +19,9 @@ bounded time on big layers).  ``scale="layer"``: one MSE scale for the layer, ch
 (:func:`golden.quantize.project_levels`).
 
 **Columns** (per layer, and summed for the network): crossbars for SME row squeeze, SME segment
-squeeze, planes, ISAAC, SRE and the floor (ceil(non-zero cells / crossbar cells), compiler
-stats); index bits (row, segment, SRE); cycles per input vector (every design; the crossbars of a
+squeeze, SME span squeeze, planes, ISAAC, SRE and the floor (ceil(non-zero cells / crossbar
+cells), compiler stats); index bits (row, segment, span, SRE); row lists of each program
+(``rowlists_<mode>``: one per activation except in span squeeze); cycles per input vector (every design; the crossbars of a
 layer run in parallel, so it is the busiest crossbar's count); **work** = OU activations per image
 = activations per input vector x output pixels (H x W; 1 for fc), with the floor
 ``floor_activations`` (ceil(non-zero ou_cols-wide segments / ou_rows) per input bit); the
@@ -85,10 +87,11 @@ __all__ = ["SCHEMES", "PAPER", "quantize_layer", "worst_case_clipped", "layer_ro
            "format_summary", "write_report", "register", "main"]
 
 #: Schemes in column order; ``floor`` is the physical lower bound.
-SCHEMES = ("row", "segment", "planes", "isaac", "sre", "floor")
+SCHEMES = ("row", "segment", "span", "planes", "isaac", "sre", "floor")
 #: Schemes that are designs with cycles and latency (the floor is a count, not a design).
 TIMED = SCHEMES[:-1]
 LABELS = {"row": "SME row squeeze", "segment": "SME segment squeeze",
+          "span": "SME span squeeze",
           "planes": "bit planes, no squeeze", "isaac": "ISAAC-style dense",
           "sre": "SRE-style", "floor": "floor"}
 #: The paper's headline figures (SPEC section 5).
@@ -219,9 +222,10 @@ def _plane_ones(q: np.ndarray, cfg: SMEConfig) -> list[int]:
     return [int(hist[(vals >> b) & 1 == 1].sum()) for b in range(cfg.weight_bits)]
 
 
-def layer_row(layer: Layer, q: np.ndarray, cfg: SMEConfig, modes=("row", "segment"), *,
-              reorder: bool = True, balance: bool = True) -> dict:
-    """Compile one quantized layer in each squeeze mode of ``modes`` (both by default), cost the
+def layer_row(layer: Layer, q: np.ndarray, cfg: SMEConfig,
+              modes=("row", "segment", "span"), *, reorder: bool = True,
+              balance: bool = True) -> dict:
+    """Compile one quantized layer in each squeeze mode of ``modes`` (all by default), cost the
     baselines; one report row.  A mode left out has no ``*_<mode>`` columns; the floor comes
     from the first mode's program (it depends only on the weights and the config)."""
     from golden.baselines import baseline_stats
@@ -272,6 +276,8 @@ def layer_row(layer: Layer, q: np.ndarray, cfg: SMEConfig, modes=("row", "segmen
     for m in modes:
         row[f"floor_cycles_{m}"] = int(st[m]["floor_cycles"])
     for m in modes:
+        row[f"rowlists_{m}"] = int(st[m]["rowlists"])
+    for m in modes:
         row[f"clipped_{m}"] = clip[m]
     row["plane_ones"] = _plane_ones(q, cfg)
     row["seconds"] = round(time.perf_counter() - t0, 3)
@@ -292,8 +298,8 @@ def layer_weights(layer: Layer, index: int, weights: dict[str, np.ndarray] | Non
 
 
 def layer_result(layer: Layer, index: int, w: np.ndarray, cfg: SMEConfig, *, seed: int = 0,
-                 scale: str = "channel", modes=("row", "segment"), reorder: bool = True,
-                 balance: bool = True) -> dict:
+                 scale: str = "channel", modes=("row", "segment", "span"),
+                 reorder: bool = True, balance: bool = True) -> dict:
     """The report's unit of work: quantize layer number ``index`` (weights ``w``, quantization
     sampling seeded by (seed, index)) and compile it (:func:`layer_row`).  A pure function of
     its arguments, so a sweep can run it anywhere and cache it."""
@@ -488,7 +494,8 @@ def format_summary(rep: dict) -> str:
     lines += ["",
               f"Crossbar reduction vs ISAAC-style dense: row squeeze "
               f"{_fmt(rat['crossbars_vs_isaac']['row'])}, segment squeeze "
-              f"{_fmt(rat['crossbars_vs_isaac']['segment'])} (compiled programs); floor "
+              f"{_fmt(rat['crossbars_vs_isaac']['segment'])}, span squeeze "
+              f"{_fmt(rat['crossbars_vs_isaac']['span'])} (compiled programs); floor "
               f"{_fmt(rat['crossbars_vs_isaac']['floor'])} (a lower bound: non-zero cells / "
               f"crossbar cells, not a mapping the compiler produces)",
               f"The paper reports {paper} and {PAPER['speedup']}x average speedup, on trained "
@@ -496,7 +503,8 @@ def format_summary(rep: dict) -> str:
               f"of those numbers.",
               f"Crossbar reduction vs bit planes without squeeze: row squeeze "
               f"{_fmt(rat['crossbars_vs_planes']['row'])}, segment squeeze "
-              f"{_fmt(rat['crossbars_vs_planes']['segment'])}",
+              f"{_fmt(rat['crossbars_vs_planes']['segment'])}, span squeeze "
+              f"{_fmt(rat['crossbars_vs_planes']['span'])}",
               f"Clipped samples: worst case per input vector (every input bit 1), summed over "
               f"layers; ADC {cfg['adc_bits'] or 'lossless'}",
               f"Quantize + compile + baselines time: {rep['seconds']} s", "",
@@ -509,6 +517,7 @@ def format_summary(rep: dict) -> str:
 
 #: Distinct markers and dashes, so that schemes with equal counts stay visible when they overlap.
 STYLE = {"row": dict(marker="o", ms=5, ls="-"), "segment": dict(marker="s", ms=4, ls="-"),
+         "span": dict(marker="D", ms=4, ls="-"),
          "planes": dict(marker="^", ms=5, ls=":"), "isaac": dict(marker="x", ms=6, ls="--"),
          "sre": dict(marker="+", ms=7, ls="-."), "floor": dict(marker=".", ms=4, ls="-")}
 
@@ -550,7 +559,7 @@ def _plots(rep: dict) -> dict[str, bytes]:
     fig, ax = plt.subplots(figsize=(max(8, len(rows) * 0.22), 4.5))
     for s in TIMED:
         ax.plot(x, [max(r[f"cycles_{s}"], 0.8) for r in rows], label=LABELS[s], **STYLE[s])
-    for s, ls in (("row", ":"), ("segment", "--")):
+    for s, ls in (("row", ":"), ("segment", "--"), ("span", "-.")):
         ax.plot(x, [max(r[f"floor_cycles_{s}"], 0.8) for r in rows], color="grey", ls=ls,
                 label=f"placement floor of the {s}-squeeze program")
     ax.set_yscale("log")

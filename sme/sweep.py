@@ -113,7 +113,7 @@ WIRED = {k for k, v in METRICS.items() if v is None} | set(PPA_METRICS)
 DEFAULT_METRICS = tuple(k for k in METRICS if k in WIRED)
 #: Schemes a table row can be about (the report's), and the squeeze modes among them.
 SCHEME_KEYS = report.SCHEMES
-SQUEEZE = ("row", "segment")
+SQUEEZE = ("row", "segment", "span")
 OPTIONS = {"scale": ("channel", "layer"), "reorder": (True, False), "balance": (True, False)}
 SHORTHANDS = {"xbar": ("xbar_rows", "xbar_cols"), "ou": ("ou_rows", "ou_cols")}
 SPEC_KEYS = ("name", "networks", "weights", "layers", "seed", "synthetic", "schemes", "metrics",

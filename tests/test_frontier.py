@@ -58,7 +58,7 @@ def test_frontier_points_and_bar():
                      grams=grams)
     pts = rep["points"]
     assert [(p["pattern"], p["squeeze"]) for p in pts] == [
-        (lab, m) for lab in labels for m in ("row", "segment")]
+        (lab, m) for lab in labels for m in ("row", "segment", "span")]
     for p in pts:
         assert p["crossbars"] > 0 and p["vs_isaac"] <= p["floor_vs_isaac"] + 1e-9
         assert p["descriptor_bits"] > 0 and p["output_error"] is not None

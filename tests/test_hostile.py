@@ -247,8 +247,8 @@ def _empty_prog(h, raw):
         if e["name"] in ("cells", "rowlists") or e["name"].startswith("act_"):
             e["shape"][0] = 0
             raw[e["name"]] = b""
-    h["stats"].update(crossbars=0, activations=0, steps=0, cycles=0, nonzero_cells=0,
-                      floor_crossbars=0)
+    h["stats"].update(crossbars=0, activations=0, rowlists=0, steps=0, cycles=0,
+                      nonzero_cells=0, floor_crossbars=0)
     h["n_steps"] = 0
     raw["block_data"] = bytes(len(raw["block_data"]))
 

@@ -314,7 +314,7 @@ def _small_network():
     for i, (k, n, pix) in enumerate([(150, 40, 64), (360, 64, 16), (576, 10, 1)]):
         q = random_q(rng, (k, n), cfg, 0.7)
         stats = {m: ppa.layer_stats(compile_blocks(q, None, cfg, squeeze=m))
-                 for m in ("row", "segment")}
+                 for m in ("row", "segment", "span")}
         stats.update(baseline_stats(q, None, cfg))
         layers.append({"name": f"l{i}", "pixels": pix, "stats": stats})
     return cfg, layers

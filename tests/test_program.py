@@ -193,6 +193,7 @@ def test_file_stores_each_row_list_once():
     ids[ids > j] -= 1
     a["rowlist"] = ids.astype(np.int32)
     validate(p)
+    p.stats["rowlists"] = p.n_rowlists
     d = dumps(p)
     hlen = struct.unpack_from("<I", d, 12)[0]
     table = {e["name"]: e for e in json.loads(d[16:16 + hlen])["arrays"]}

@@ -254,7 +254,7 @@ def test_report_prices_every_design_and_not_the_floor(tmp_path, capsys):
     assert "floor" not in rep["latency"] and rep["ratios"]["speedup_vs_isaac"].get("floor") is None
     assert all(r["cycles_row"] >= 0 and "cycles_floor" not in r for r in rep["layers"])
     ppa = rep["ppa"]
-    assert sorted(ppa["schemes"]) == ["isaac", "planes", "row", "segment", "sre"]
+    assert sorted(ppa["schemes"]) == ["isaac", "planes", "row", "segment", "span", "sre"]
     assert ppa["speedup"]["sequential"]["isaac"] == 1.0
     for v in ppa["schemes"].values():
         assert v["energy_uj"] > 0 and v["area_mm2"] > 0 and v["latency_sequential_ms"] > 0
