@@ -6,8 +6,8 @@ and the fragment pattern, a shared exponent per packing unit with k-bit mantissa
 signs or one) quantizes every layer with :func:`sme.report.quantize_layer` (per-channel
 scales; with calibration Gram matrices, layer-wise ADMM on the output error for every layer
 with ``groups == 1``, projection for grouped and depthwise layers) and compiles it in every
-squeeze mode of :data:`SQUEEZES` with :func:`sme.report.layer_row`.  A **frontier point** is a (pattern, squeeze)
-pair with:
+squeeze mode of :data:`SQUEEZES` with :func:`sme.report.layer_row`.  A **frontier point** is a
+(pattern, squeeze) pair with:
 
 * ``crossbars`` and ``vs_isaac`` = ISAAC-style dense crossbars / the point's (both sign sets);
 * ``index_bits`` / ``index_per_weight``: the compiler's index (row squeeze: shift, zero flag
@@ -59,7 +59,8 @@ from golden.tile_image import desc_bits, desc_fields, row_fields
 from .report import layer_row, layer_weights, quantize_layer
 from .workloads.networks import Network
 
-__all__ = ["BAR", "DEFAULT_LABELS", "SQUEEZES", "descriptor_bits", "layer_point", "frontier", "choose", "pareto",
+__all__ = ["BAR", "DEFAULT_LABELS", "SQUEEZES", "descriptor_bits", "layer_point", "frontier",
+           "choose", "pareto",
            "format_frontier", "write_frontier", "golden_evaluator"]
 
 #: The bar a default must meet (issue 12): crossbars vs ISAAC, index per weight / weight_bits.

@@ -21,8 +21,9 @@ bounded time on big layers).  ``scale="layer"``: one MSE scale for the layer, ch
 **Columns** (per layer, and summed for the network): crossbars for SME row squeeze, SME segment
 squeeze, SME span squeeze, planes, ISAAC, SRE and the floor (ceil(non-zero cells / crossbar
 cells), compiler stats); index bits (row, segment, span, SRE); row lists of each program
-(``rowlists_<mode>``: one per activation except in span squeeze); cycles per input vector (every design; the crossbars of a
-layer run in parallel, so it is the busiest crossbar's count); **work** = OU activations per image
+(``rowlists_<mode>``: one per activation except in span squeeze); cycles per input vector
+(every design; the crossbars of a layer run in parallel, so it is the busiest crossbar's
+count); **work** = OU activations per image
 = activations per input vector x output pixels (H x W; 1 for fc), with the floor
 ``floor_activations`` (ceil(non-zero ou_cols-wide segments / ou_rows) per input bit); the
 compiler's per-program placement floors ``floor_cycles``; and **clipped samples**: the ADC samples
