@@ -39,7 +39,8 @@ from .config import SMEConfig
 
 __all__ = ["allowed_magnitudes", "allowed_levels", "project_levels", "check_pattern",
            "choose_scale", "quantize", "admm_project", "admm_step", "ADMMState",
-           "PatternError", "fragment_view"]
+           "PatternError", "fragment_view", "project_rd", "fragment_planes",
+           "layer_rd_lambda"]
 
 
 class PatternError(ValueError):
@@ -105,29 +106,158 @@ def fragment_view(v: np.ndarray, cfg: SMEConfig, out_axis: int = -1, col0: int =
     return f, undo
 
 
+def _window_mags(a: np.ndarray, lo, width) -> np.ndarray:
+    """Nearest magnitudes m * 2^lo with 0 <= m < 2^width of ``a`` (round half up, clipped):
+    the levels of one bit window [lo, lo + width - 1] (``width`` 0: all zero)."""
+    step = np.left_shift(1, lo).astype(np.float64) if np.ndim(lo) else float(1 << int(lo))
+    top = (np.left_shift(1, width) - 1) if np.ndim(width) else (1 << int(width)) - 1
+    return np.minimum(np.floor(a / step + 0.5), top) * step
+
+
+def _fragment_search(f: np.ndarray, cfg: SMEConfig, lam: float = 0.0,
+                     weight: np.ndarray | None = None, windows: bool = False) -> np.ndarray:
+    """The fragment point of least ``error + lam * planes`` for fragments ``f`` (rows, groups,
+    ou_cols; signed, scaled), signed int64 of ``f``'s shape.
+
+    error = sum over the fragment of ``weight`` * (q - f)^2 (``weight`` None: 1); planes = the
+    span hi - lo + 1 of the bits of each sign set of the fragment (a *fragment row*: its
+    positive magnitudes, and separately its negative ones; an empty set costs 0).  A fragment
+    with exponent e may use bit positions e .. min(e + k - 1, B - 1); each sign set picks a
+    window [lo, hi] inside them (or nothing), every weight of the set is then independently
+    rounded to m * 2^lo, m < 2^(hi - lo + 1).  The minimum over windows of
+    (rounding error + lam * window width) equals the minimum over the fragment's points of
+    (error + lam * actual span), because a point's actual span is its own tightest window: so
+    the search is exact.  ``windows`` False searches only the full window of each e (the plain
+    projection, where lam does not matter).
+
+    Ties (equal objective): the full window of e first, then narrower windows (by lo, then
+    hi), then the empty set; the smaller e; the positive sign (``fragment_sign``).  Errors are
+    summed per sign set in one order for every candidate, and a narrower window's rounding
+    error is never below the full window's (its levels are a subset, and floating-point
+    rounding is monotone), so lam = 0 with ``windows`` gives exactly the projection.
+    """
+    B, k = cfg.weight_bits, cfg.fragment_bits
+    a = np.abs(f).astype(np.float64)
+    wt = np.ones_like(a) if weight is None else np.broadcast_to(weight, a.shape)
+    sets = (f > 0, f < 0)                                  # the two fragment rows
+    zero = [np.sum(np.where(m, wt * a * a, 0.0), axis=-1) for m in sets]  # empty-set error
+
+    def errors(lo: int, hi: int) -> list[np.ndarray]:
+        e2 = wt * (_window_mags(a, lo, hi - lo + 1) - a) ** 2
+        return [np.sum(np.where(m, e2, 0.0), axis=-1) for m in sets]
+
+    top = [min(e + k - 1, B - 1) for e in range(B)]
+    # best[s][e]: objective of the best choice of sign set s under exponent e; win: its window
+    best, lo_of, w_of = [], [], []
+    for s in range(2):
+        best.append([None] * B)
+        lo_of.append([None] * B)
+        w_of.append([None] * B)
+    for e in range(B):                                     # full windows first (tie rule)
+        for s, err in enumerate(errors(e, top[e])):
+            best[s][e] = err + lam * (top[e] - e + 1)
+            lo_of[s][e] = np.full(err.shape, e)
+            w_of[s][e] = np.full(err.shape, top[e] - e + 1)
+    if windows:
+        for lo in range(B):
+            for hi in range(lo, min(lo + k, B)):
+                owners = [e for e in range(max(0, hi - k + 1), lo + 1)
+                          if (lo, hi) != (e, top[e])]
+                if not owners:
+                    continue
+                for s, err in enumerate(errors(lo, hi)):
+                    obj = err + lam * (hi - lo + 1)
+                    for e in owners:
+                        better = obj < best[s][e]
+                        best[s][e] = np.where(better, obj, best[s][e])
+                        lo_of[s][e] = np.where(better, lo, lo_of[s][e])
+                        w_of[s][e] = np.where(better, hi - lo + 1, w_of[s][e])
+        for s in range(2):                                 # the empty set last
+            for e in range(B):
+                better = zero[s] < best[s][e]
+                best[s][e] = np.where(better, zero[s], best[s][e])
+                w_of[s][e] = np.where(better, 0, w_of[s][e])
+    # combine the two sign sets per e (one sign per fragment: one set, the other emptied)
+    cands = [(e, None) for e in range(B)] if not cfg.fragment_sign else \
+        [(e, s) for e in range(B) for s in (0, 1)]
+    pick_obj = None
+    for e, s in cands:
+        if s is None:
+            obj = best[0][e] + best[1][e]
+        else:
+            obj = best[s][e] + zero[1 - s]
+        lo_w = [(lo_of[t][e], w_of[t][e] if s in (None, t) else np.zeros_like(w_of[t][e]))
+                for t in range(2)]
+        if pick_obj is None:
+            pick_obj, pick = obj, lo_w
+            continue
+        better = obj < pick_obj
+        pick_obj = np.where(better, obj, pick_obj)
+        pick = [(np.where(better, lo, plo), np.where(better, w, pw))
+                for (lo, w), (plo, pw) in zip(lo_w, pick)]
+    q = np.zeros(f.shape, dtype=np.int64)
+    for t, (lo, w) in enumerate(pick):
+        mag = _window_mags(a, lo[..., None], w[..., None]).astype(np.int64)
+        q = np.where(sets[t], -mag if t else mag, q)
+    return q
+
+
 def _project_fragments(v: np.ndarray, cfg: SMEConfig, out_axis: int, col0: int) -> np.ndarray:
     f, undo = fragment_view(v, cfg, out_axis, col0)
-    a, neg = np.abs(f), f < 0
-    signs = (False, True) if cfg.fragment_sign else (None,)
-    best = np.zeros(f.shape, dtype=np.int64)            # signed levels
-    best_err = np.full(f.shape[:2], np.inf)
-    for e in range(cfg.weight_bits):
-        cap = min((1 << cfg.fragment_bits) - 1, cfg.max_magnitude >> e)
-        if cap == 0:
-            break
-        mag = np.minimum(np.floor(a / (1 << e) + 0.5), cap) * (1 << e)
-        for s in signs:
-            if s is None:                               # each weight keeps its own sign
-                cand = np.where(neg, -mag, mag)
-                err = np.sum((mag - a) ** 2, axis=-1)
-            else:                                       # weights of the other sign go to 0
-                keep = neg == s
-                cand = np.where(keep, -mag if s else mag, 0.0)
-                err = np.sum(np.where(keep, (mag - a) ** 2, a ** 2), axis=-1)
-            better = err < best_err
-            best = np.where(better[..., None], cand.astype(np.int64), best)
-            best_err = np.where(better, err, best_err)
-    return undo(best).astype(np.int64)
+    return undo(_fragment_search(f, cfg)).astype(np.int64)
+
+
+def project_rd(v: np.ndarray, cfg: SMEConfig, rd_lambda: float, out_axis: int = -1,
+               col0: int = 0, weight: np.ndarray | None = None) -> np.ndarray:
+    """Rate-distortion projection onto the ``fragment`` pattern: integers on the pattern
+    (``check_pattern`` holds) that minimise, per fragment, ``sum weight * (q - v)^2 +
+    rd_lambda * planes``, where *planes* is what the fragment costs under span packing: for
+    each of its two fragment rows (its positive and its negative magnitudes) the span
+    hi - lo + 1 of the bit positions it uses (0 for an empty row; the row takes ``ou_cols``
+    cells per plane, a constant factor).  ``v``: float, scaled to integer units, any shape
+    (``out_axis``, ``col0`` as in :func:`project_levels`); ``weight``: non-negative importance
+    broadcastable to ``v`` (e.g. the input energy of each row, the Gram diagonal), None = 1.
+
+    Exact (every window of every exponent and sign set searched: :func:`_fragment_search`),
+    vectorized, deterministic.  ``rd_lambda`` = 0 with ``weight`` None is exactly
+    :func:`project_levels`; the planes used never increase with ``rd_lambda`` (each result is
+    an exact minimiser).  Returns int64.
+    """
+    if cfg.pattern != "fragment":
+        raise ValueError(f"project_rd needs the 'fragment' pattern, not {cfg.pattern!r}")
+    if not (rd_lambda >= 0 and np.isfinite(rd_lambda)):
+        raise ValueError(f"rd_lambda must be a finite number >= 0, not {rd_lambda!r}")
+    v = np.asarray(v, dtype=np.float64)
+    if not np.all(np.isfinite(v)):
+        raise ValueError("cannot quantize NaN or infinite values")
+    f, undo = fragment_view(v, cfg, out_axis, col0)
+    wf = None
+    if weight is not None:
+        wt = np.broadcast_to(np.asarray(weight, dtype=np.float64), v.shape)
+        if not np.all(np.isfinite(wt)) or np.any(wt < 0):
+            raise ValueError("rd weights must be finite and non-negative")
+        wf, _ = fragment_view(wt, cfg, out_axis, col0)
+    return undo(_fragment_search(f, cfg, float(rd_lambda), wf, windows=True)).astype(np.int64)
+
+
+def fragment_planes(q: np.ndarray, cfg: SMEConfig, out_axis: int = -1, col0: int = 0) -> int:
+    """Planes of integer weights under span packing: over every fragment row (the positive,
+    and separately the negative magnitudes of one fragment), the span hi - lo + 1 of the bit
+    positions used (0 when empty).  Cells = ``ou_cols`` x planes; :func:`project_rd`'s rate."""
+    f, _ = fragment_view(np.asarray(q, dtype=np.int64), cfg, out_axis, col0)
+    total = 0
+    for m in (f > 0, f < 0):
+        orv = np.bitwise_or.reduce(np.where(m, np.abs(f), 0), axis=-1)
+        nz = orv > 0
+        low = orv & -orv
+        hi = np.zeros(orv.shape, dtype=np.int64)
+        for b in range(1, cfg.weight_bits + 1):
+            hi = np.where(orv >= (1 << b), b, hi)
+        lo = np.zeros(orv.shape, dtype=np.int64)
+        for b in range(cfg.weight_bits):
+            lo = np.where(low == (1 << b), b, lo)
+        total += int(np.sum(np.where(nz, hi - lo + 1, 0)))
+    return total
 
 
 def project_levels(v: np.ndarray, cfg: SMEConfig, out_axis: int = -1,
@@ -243,10 +373,28 @@ def quantize(w: np.ndarray, cfg: SMEConfig, axis: int | None = None,
                           _out_axis(axis, out_axis)), alpha
 
 
+def layer_rd_lambda(v: np.ndarray, mu: float, weight: np.ndarray | None = None) -> float:
+    """The lambda of :func:`project_rd` for one layer under the network-wide Lagrangian
+    allocation: ``mu`` x sum(weight x v^2) / 10^6 for the layer's scaled weights ``v`` (weight
+    broadcastable to v, None = 1).  Minimising every layer's weighted squared error + this
+    lambda x planes minimises the sum over layers of relative squared errors
+    ||dV||^2 / ||V||^2 plus ``mu`` per million fragment-row planes: every layer trades error
+    for planes at the same marginal rate."""
+    if not (mu >= 0 and np.isfinite(mu)):
+        raise ValueError(f"rd_lambda must be a finite number >= 0, not {mu!r}")
+    e = np.asarray(v, dtype=np.float64) ** 2
+    if weight is not None:
+        e = e * weight
+    return float(mu) * float(np.sum(e)) * 1e-6
+
+
 def admm_project(v: np.ndarray, alpha: np.ndarray, cfg: SMEConfig,
-                 out_axis: int = -1) -> np.ndarray:
+                 out_axis: int = -1, rd_lambda: float = 0.0) -> np.ndarray:
     """Z-update of ADMM: alpha * Pi_S(v / alpha), the Euclidean projection when alpha is one
-    scale per output (or per tensor)."""
+    scale per output (or per tensor); ``rd_lambda`` > 0: the rate-distortion projection
+    :func:`project_rd` with that lambda instead."""
+    if rd_lambda:
+        return project_rd(v / alpha, cfg, rd_lambda, out_axis) * alpha
     return project_levels(v / alpha, cfg, out_axis) * alpha
 
 
@@ -266,13 +414,14 @@ class ADMMState:
 
     def __init__(self, w: np.ndarray, cfg: SMEConfig, rho: float = 1e-2,
                  axis: int | None = None, out_axis: int | None = None,
-                 alpha: np.ndarray | None = None):
+                 alpha: np.ndarray | None = None, rd_lambda: float = 0.0):
         self.cfg, self.rho, self.axis = cfg, float(rho), axis
+        self.rd_lambda = float(rd_lambda)      # > 0: Z-steps are project_rd (fragment pattern)
         self.out_axis = _out_axis(axis, out_axis)
         w = np.asarray(w, dtype=np.float64)
         self.alpha = (choose_scale(w, cfg, axis=axis, out_axis=out_axis) if alpha is None
                       else np.asarray(alpha, dtype=np.float64))
-        self.z = admm_project(w, self.alpha, cfg, self.out_axis)
+        self.z = admm_project(w, self.alpha, cfg, self.out_axis, self.rd_lambda)
         self.u = np.zeros_like(w)
 
     def penalty_grad(self, w: np.ndarray) -> np.ndarray:
@@ -281,17 +430,19 @@ class ADMMState:
     def update(self, w: np.ndarray) -> float:
         """Z <- Pi(W + U), U <- U + W - Z.  Returns the primal residual ||W - Z||."""
         w = np.asarray(w, dtype=np.float64)
-        self.z = admm_project(w + self.u, self.alpha, self.cfg, self.out_axis)
+        self.z = admm_project(w + self.u, self.alpha, self.cfg, self.out_axis, self.rd_lambda)
         self.u = self.u + w - self.z
         return float(np.linalg.norm(w - self.z))
 
     def finalize(self, w: np.ndarray | None = None) -> np.ndarray:
         """The final weights W = Pi(W): every weight on the pattern (float, = q * alpha)."""
         src = self.z if w is None else np.asarray(w, dtype=np.float64)
-        return admm_project(src, self.alpha, self.cfg, self.out_axis)
+        return admm_project(src, self.alpha, self.cfg, self.out_axis, self.rd_lambda)
 
     def integers(self, w: np.ndarray | None = None) -> np.ndarray:
         src = self.z if w is None else np.asarray(w, dtype=np.float64)
+        if self.rd_lambda:
+            return project_rd(src / self.alpha, self.cfg, self.rd_lambda, self.out_axis)
         return project_levels(src / self.alpha, self.cfg, self.out_axis)
 
 
@@ -336,7 +487,7 @@ def output_error(w: np.ndarray, w_hat: np.ndarray, gram: np.ndarray) -> float:
 def admm_reconstruct(w: np.ndarray, gram: np.ndarray, cfg: SMEConfig, *,
                      alpha: np.ndarray | None = None, col0: int = 0, rho: float = 0.05,
                      rho_growth: float = 1.25, iters: int = 20,
-                     damp: float = 0.01) -> tuple[np.ndarray, np.ndarray]:
+                     damp: float = 0.01, rd_lambda: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
     """Layer-wise ADMM: integer weights on ``cfg``'s pattern that reproduce the layer's outputs.
 
     Minimises ||X W - X W_hat||_F^2 = M tr((W - W_hat)^T G (W - W_hat)) over W_hat = q * alpha
@@ -351,6 +502,11 @@ def admm_reconstruct(w: np.ndarray, gram: np.ndarray, cfg: SMEConfig, *,
     adds ``damp`` times the mean diagonal of G to its diagonal (as GPTQ does): with fewer
     calibration rows than K the Gram matrix is singular, and directions the calibration never
     saw must still keep their weights.
+
+    ``rd_lambda`` > 0 (fragment pattern): every Z-step (and the starting point) is the
+    rate-distortion projection :func:`project_rd` with that lambda instead of the plain
+    projection, so the iterates trade planes under span packing for error; the iterate kept is
+    still the one with the least output error (all share the lambda).
 
     Returns ``(q, alpha)``: int64 K x N on the pattern (``check_pattern(q, cfg, col0=col0)``
     holds) and the scales (1 x N).
@@ -369,13 +525,19 @@ def admm_reconstruct(w: np.ndarray, gram: np.ndarray, cfg: SMEConfig, *,
     lam = np.maximum(lam, 0.0)
     r = rho * max(float(lam.mean()), 1e-12)
     target = 2 * (g @ w)
-    z = project_levels(w / a, cfg, -1, col0) * a
+
+    def proj(v):
+        if rd_lambda:
+            return project_rd(v, cfg, rd_lambda, -1, col0)
+        return project_levels(v, cfg, -1, col0)
+    best_q = proj(w / a)
+    z = best_q * a
     u = np.zeros_like(w)
-    best_q, best_err = project_levels(w / a, cfg, -1, col0), output_error(w, z, g)
+    best_err = output_error(w, z, g)
     for _ in range(iters):
         rhs = vec.T @ (target + r * (z - u))
         wk = vec @ (rhs / (2 * lam + r)[:, None])
-        q = project_levels((wk + u) / a, cfg, -1, col0)
+        q = proj((wk + u) / a)
         z = q * a
         u = u + wk - z
         err = output_error(w, z, g)

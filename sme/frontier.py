@@ -32,6 +32,13 @@ squeeze mode of :data:`SQUEEZES` with :func:`sme.report.layer_row`.  A **frontie
   fidelity proxy, not ImageNet accuracy.  The squeeze mode cannot change it under a lossless
   ADC, so it is measured once per pattern.
 
+**Rate-distortion points** (``<label>-rd<lambda>``, e.g. ``fragment-4-rd2``, for a fragment
+label): the same pattern, but each fragment row picks its exponent and planes to minimise
+squared error (in units of its channel's scale) + lambda x planes under span packing
+(:func:`golden.quantize.project_rd`; with calibration, the error is weighted by each input
+row's energy, the Gram diagonal, and with ADMM it is ADMM's Z-step).  The quantizer used is in
+``patterns[label]["quantizer"]``.
+
 The **chosen point** has the most crossbar reduction among the points that meet the bar of
 :data:`BAR`: ``vs_isaac >= 4``, ``index_per_weight <= weight_bits / 2`` and a quality no worse
 than the window-3 point's (top-1 agreement where measured, else output error where
@@ -51,22 +58,44 @@ from typing import Callable
 
 import numpy as np
 
-from golden.config import PATTERN_POINTS, SMEConfig, ceil_log2, pattern_point
+from golden.config import PATTERN_POINTS, ConfigError, SMEConfig, ceil_log2, pattern_point
 from golden.fileio import OutputSet
 from golden.quantize import output_error
 from golden.tile_image import desc_bits, desc_fields, row_fields
 
-from .report import layer_row, layer_weights, quantize_layer
+from .report import layer_row, layer_weights, quantize_layer, rd_importance
 from .workloads.networks import Network
 
-__all__ = ["BAR", "DEFAULT_LABELS", "SQUEEZES", "descriptor_bits", "layer_point", "frontier",
-           "choose", "pareto",
+__all__ = ["BAR", "DEFAULT_LABELS", "SQUEEZES", "split_label", "descriptor_bits", "layer_point",
+           "frontier", "choose", "pareto",
            "format_frontier", "write_frontier", "golden_evaluator"]
 
 #: The bar a default must meet (issue 12): crossbars vs ISAAC, index per weight / weight_bits.
 BAR = {"vs_isaac": 4.0, "index_fraction": 0.5}
 DEFAULT_LABELS = tuple(PATTERN_POINTS)
 SQUEEZES = ("row", "segment", "span")
+
+
+def split_label(label: str) -> tuple[str, float]:
+    """``(pattern point, rd_lambda)`` of a frontier label: a :data:`PATTERN_POINTS` label
+    (lambda 0) or ``<fragment label>-rd<lambda>`` (module docstring); ConfigError otherwise."""
+    base, lam = label, 0.0
+    if "-rd" in label:
+        base, _, tail = label.rpartition("-rd")
+        try:
+            lam = float(tail)
+        except ValueError:
+            lam = -1.0
+        if not (lam >= 0 and np.isfinite(lam)):
+            raise ConfigError(f"bad rate-distortion lambda in {label!r}: want "
+                              "<fragment label>-rd<number >= 0>, e.g. fragment-4-rd2")
+        if PATTERN_POINTS.get(base, {}).get("pattern") != "fragment":
+            raise ConfigError(f"rate-distortion points need a fragment pattern point, not "
+                              f"{base!r} (in {label!r})")
+    if base not in PATTERN_POINTS:
+        raise ConfigError(f"unknown pattern point {label!r}; known: {', '.join(PATTERN_POINTS)}"
+                          " (fragment points also as <label>-rd<lambda>)")
+    return base, lam
 
 
 def descriptor_bits(cfg: SMEConfig, k: int, n: int, squeeze: str, n_act: int,
@@ -84,14 +113,19 @@ def descriptor_bits(cfg: SMEConfig, k: int, n: int, squeeze: str, n_act: int,
 
 
 def layer_point(layer, index: int, w: np.ndarray, cfg: SMEConfig, *, seed: int = 0,
-                gram: np.ndarray | None = None,
-                scale: str = "channel") -> tuple[dict, np.ndarray, np.ndarray]:
+                gram: np.ndarray | None = None, scale: str = "channel",
+                rd_lambda: float = 0.0,
+                admm: bool = True) -> tuple[dict, np.ndarray, np.ndarray]:
     """One layer at one pattern point: ``(row, q, alpha)``; the row holds the report row of
     :func:`sme.report.layer_row` plus ``weight_error``, ``output_error`` (or None) and
-    ``descriptor_bits_<mode>``."""
+    ``descriptor_bits_<mode>``.  ``gram`` (groups, K_g, K_g): layer-wise ADMM where
+    ``groups == 1`` (unless ``admm`` is False), and the importance of rate-distortion
+    quantization (``rd_lambda`` > 0)."""
     g1 = gram is not None and layer.groups == 1
     q, alpha = quantize_layer(layer, w, cfg, np.random.default_rng([seed, index, 1]), scale,
-                              gram=(np.asarray(gram)[0] if g1 else None), return_scale=True)
+                              gram=(np.asarray(gram)[0] if g1 and admm else None),
+                              return_scale=True, rd_lambda=rd_lambda,
+                              rd_weight=rd_importance(gram) if rd_lambda else None)
     row = layer_row(layer, q, cfg, SQUEEZES)
     flat = np.asarray(w, dtype=np.float64).reshape(layer.cout, -1)
     approx = q.reshape(layer.cout, -1) * alpha[:, None]
@@ -108,19 +142,21 @@ def layer_point(layer, index: int, w: np.ndarray, cfg: SMEConfig, *, seed: int =
 
 def frontier(net: Network, weights: dict | None, source: dict, cfg: SMEConfig, *,
              labels=DEFAULT_LABELS, seed: int = 0, scale: str = "channel",
-             grams: dict | None = None,
+             grams: dict | None = None, admm: bool = True,
              evaluate: Callable[[SMEConfig, dict], dict] | None = None,
              progress=None, command: str = "") -> dict:
     """Every (pattern, squeeze) point of ``net`` (module docstring).  ``weights``: float
     weights by layer name in PyTorch layout, or None for the report's synthetic weights;
-    ``grams``: ``{layer: (groups, K_g, K_g)}`` calibration Gram matrices or None;
+    ``grams``: ``{layer: (groups, K_g, K_g)}`` calibration Gram matrices or None (``admm``
+    False: used only as rate-distortion importance, no ADMM);
     ``evaluate(cfg, {layer: (q, alpha)})`` returns ``{"top1", "top5", "kl", ...}`` or None."""
     t0 = time.perf_counter()
     points, per_pattern = [], {}
     total = len(labels) * len(net.layers)
     done = 0
     for label in labels:
-        pcfg = pattern_point(cfg, label)
+        base, lam = split_label(label)
+        pcfg = pattern_point(cfg, base)
         tot = {f"{k}_{m}": 0 for m in SQUEEZES for k in ("xbars", "index_bits",
                                                           "descriptor_bits")}
         tot.update(xbars_isaac=0, xbars_floor=0, weights=0, nonzero_weights=0)
@@ -130,7 +166,8 @@ def frontier(net: Network, weights: dict | None, source: dict, cfg: SMEConfig, *
                 progress(done, total, f"{label} {layer.name}")
             w = layer_weights(layer, i, weights, seed)
             gram = None if grams is None else grams.get(layer.name)
-            row, q, alpha = layer_point(layer, i, w, pcfg, seed=seed, gram=gram, scale=scale)
+            row, q, alpha = layer_point(layer, i, w, pcfg, seed=seed, gram=gram, scale=scale,
+                                        rd_lambda=lam, admm=admm)
             for k in tot:
                 tot[k] += row[k]
             werr.append(row["weight_error"])
@@ -141,7 +178,13 @@ def frontier(net: Network, weights: dict | None, source: dict, cfg: SMEConfig, *
             done += 1
         quality = evaluate(pcfg, qa) if evaluate is not None else None
         del qa
-        per_pattern[label] = {"config": {k: getattr(pcfg, k) for k in PATTERN_POINTS[label]},
+        quantizer = {"method": ("layer-wise ADMM" if grams is not None and admm
+                                else "projection"),
+                     "rd_lambda": lam,
+                     "rd_weight": ("calibration Gram diagonal" if lam and grams is not None
+                                   else None)}
+        per_pattern[label] = {"config": {k: getattr(pcfg, k) for k in PATTERN_POINTS[base]},
+                              "quantizer": quantizer,
                               "weight_error": float(np.mean(werr)),
                               "output_error": float(np.mean(oerr)) if oerr else None,
                               "fidelity": quality, "totals": tot}
@@ -163,7 +206,8 @@ def frontier(net: Network, weights: dict | None, source: dict, cfg: SMEConfig, *
     chosen = choose(points, cfg.weight_bits)
     header = {"network": net.name, "layers": len(net.layers), "weights": net.weights,
               "weight_source": source, "config": cfg.to_dict(), "seed": seed, "scale": scale,
-              "calibrated": grams is not None, "fidelity": evaluate is not None,
+              "calibrated": grams is not None, "admm": grams is not None and admm,
+              "fidelity": evaluate is not None,
               "command": command, "bar": BAR,
               "isaac_crossbars": next(iter(per_pattern.values()))["totals"]["xbars_isaac"]
               if per_pattern else 0}
@@ -226,7 +270,9 @@ def format_frontier(rep: dict) -> str:
              f"ISAAC-style dense {h['isaac_crossbars']:,} crossbars (both sign sets)",
              f"Weights: {describe_source(h['weight_source'])}",
              f"Quality: weight error always; output error on calibration inputs "
-             f"{'yes' if h['calibrated'] else 'no'} (layer-wise ADMM where calibrated); "
+             f"{'yes' if h['calibrated'] else 'no'} ("
+             + ("layer-wise ADMM" if h.get("admm", h["calibrated"]) else "no ADMM")
+             + " where calibrated); "
              "fidelity " + ("golden backend vs float (proxy, not ImageNet accuracy)"
                             if h["fidelity"] else "not measured"),
              "",

@@ -74,7 +74,8 @@ from golden.config import ConfigError, SMEConfig, preset
 from golden.fileio import OutputSet
 from golden.ppa import layer_stats, load_periphery, load_tech, replicas
 from golden.program import Program
-from golden.quantize import admm_reconstruct, allowed_magnitudes, choose_scale, project_levels
+from golden.quantize import (admm_reconstruct, allowed_magnitudes, choose_scale,
+                             layer_rd_lambda, project_levels, project_rd)
 
 from .ppa import PPA_SCHEMES, format_ppa, network_ppa, ppa_csv, ppa_plot
 from .cli import fraction, nonnegative_int, positive_float, positive_int
@@ -83,8 +84,8 @@ from .workloads.networks import NETWORKS, Layer, Network, layer_blocks
 from .workloads.networks import network as builtin_network
 from .workloads.synthetic import DISTRIBUTIONS, synthetic_layer, synthetic_source
 
-__all__ = ["SCHEMES", "PAPER", "quantize_layer", "worst_case_clipped", "layer_row",
-           "layer_weights", "layer_result", "replicate", "summarize", "build_report",
+__all__ = ["SCHEMES", "PAPER", "quantize_layer", "rd_importance", "worst_case_clipped",
+           "layer_row", "layer_weights", "layer_result", "replicate", "summarize", "build_report",
            "format_summary", "write_report", "register", "main"]
 
 #: Schemes in column order; ``floor`` is the physical lower bound.
@@ -103,7 +104,8 @@ PAPER = {"resnet50": 8.7, "mobilenet_v2": 2.1, "speedup": 3.1}
 
 def quantize_layer(layer: Layer, w: np.ndarray, cfg: SMEConfig, rng: np.random.Generator,
                    scale: str = "channel", *, gram: np.ndarray | None = None,
-                   return_scale: bool = False):
+                   return_scale: bool = False, rd_lambda: float = 0.0,
+                   rd_weight: np.ndarray | None = None):
     """Integer weights (PyTorch layout, int64) on ``cfg``'s pattern (see the module docstring).
 
     The ``fragment`` pattern groups weights across output channels, so it is projected on the
@@ -114,6 +116,17 @@ def quantize_layer(layer: Layer, w: np.ndarray, cfg: SMEConfig, rng: np.random.G
     a layer with ``groups == 1``): the integers come from layer-wise ADMM on the output error
     (:func:`golden.quantize.admm_reconstruct`) at the same scales.  ``return_scale``: return
     ``(q, alpha)`` with alpha the per-channel scales, shape (Cout,).
+
+    ``rd_lambda`` = mu > 0 (fragment pattern): rate-distortion quantization for span packing
+    (:func:`golden.quantize.project_rd`), at the same scales: each fragment row picks its
+    exponent and planes to minimise its weighted squared error (in units of its channel's
+    scale) + lambda_l x planes, with the layer's lambda_l = mu x E_l / 10^6, E_l the layer's
+    weighted energy sum(importance x (w / alpha)^2).  That is the network-wide Lagrangian
+    allocation: the sum over layers of relative squared weight errors ||dW||^2 / ||W||^2
+    (importance-weighted) plus mu per million fragment-row planes is minimised, i.e. every layer
+    trades error for planes at the same marginal rate.  With ``gram`` it is ADMM's Z-step.
+    ``rd_weight`` (groups, K_g): the importance of each input row (the Gram diagonal,
+    :func:`rd_importance`), None = 1.  ``rd_lambda`` = 0 is the plain projection.
     """
     flat = np.asarray(w, dtype=np.float64).reshape(layer.cout, -1)
     if scale == "channel":
@@ -142,11 +155,20 @@ def quantize_layer(layer: Layer, w: np.ndarray, cfg: SMEConfig, rng: np.random.G
         alpha = np.broadcast_to(alpha, (layer.cout, 1))
     else:
         raise ValueError(f"scale must be 'channel', 'mse' or 'layer', not {scale!r}")
+    if rd_lambda and cfg.pattern != "fragment":
+        raise ConfigError(f"rate-distortion quantization needs the fragment pattern, "
+                          f"not {cfg.pattern!r}")
+    lam = 0.0
+    if rd_lambda:
+        v = (flat / alpha).reshape(layer.groups, layer.n_group, -1)
+        lam = layer_rd_lambda(v, rd_lambda, None if rd_weight is None else np.asarray(
+            rd_weight, dtype=np.float64).reshape(layer.groups, 1, -1))
     if gram is not None and layer.groups == 1:
-        qt, _ = admm_reconstruct(flat.T, gram, cfg, alpha=alpha.T)
+        qt, _ = admm_reconstruct(flat.T, gram, cfg, alpha=alpha.T, rd_lambda=lam)
         q = qt.T
     elif cfg.pattern == "fragment":
-        q = _project_fragments(flat / alpha, layer.groups, cfg)
+        q = _project_fragments(flat / alpha, layer.groups, cfg, rd_lambda=lam,
+                               weight=rd_weight)
     else:
         q = project_levels(flat / alpha, cfg)
     q = q.reshape(layer.weight_shape)
@@ -154,22 +176,44 @@ def quantize_layer(layer: Layer, w: np.ndarray, cfg: SMEConfig, rng: np.random.G
 
 
 def _project_fragments(flat: np.ndarray, groups: int, cfg: SMEConfig,
-                       first: int = 0) -> np.ndarray:
+                       first: int = 0, *, rd_lambda: float = 0.0,
+                       weight: np.ndarray | None = None) -> np.ndarray:
     """Fragment projection of scaled weights ``flat`` (Cout x K_g) on the blocks of the layer
     matrix, each with its column offset.  Blocks whose offsets keep the output-group alignment
     (a dense layer, groups of a multiple of ``ou_cols`` outputs, or one output per group as in a
     depthwise layer, whose fragments then hold a single weight) go in one call.  ``first``:
     the group index of the first block (its column offset is ``first * ng``); ``groups`` may be
-    an array of group indices."""
+    an array of group indices.  ``rd_lambda`` > 0: :func:`golden.quantize.project_rd` instead,
+    with ``weight`` (len(groups), K_g) the importance of each input row of each block."""
     idx = np.arange(groups) + first if np.ndim(groups) == 0 else np.asarray(groups)
     g = len(idx)
     ng = flat.shape[0] // g
     blk = flat.reshape(g, ng, -1)
+    wt = None if weight is None else np.asarray(weight, dtype=np.float64).reshape(g, -1)
+
+    def proj(v, col0, wrows):
+        if not rd_lambda:
+            return project_levels(v, cfg, col0=col0)
+        return project_rd(v, cfg, rd_lambda, col0=col0,
+                          weight=None if wrows is None else wrows[:, None])
     if g == 1 and idx[0] == 0 or ng == 1 or ng % cfg.ou_cols == 0:
-        q = project_levels(blk.transpose(0, 2, 1).reshape(-1, ng), cfg)
+        q = proj(blk.transpose(0, 2, 1).reshape(-1, ng), 0,
+                 None if wt is None else wt.reshape(-1))
         return q.reshape(g, -1, ng).transpose(0, 2, 1).reshape(flat.shape)
-    return np.concatenate([project_levels(blk[j].T, cfg, col0=int(i) * ng).T
+    return np.concatenate([proj(blk[j].T, int(i) * ng, None if wt is None else wt[j]).T
                            for j, i in enumerate(idx)])
+
+
+def rd_importance(gram: np.ndarray | None) -> np.ndarray | None:
+    """Importance of each input row for rate-distortion quantization: the diagonal of the
+    calibration Gram matrices ``(groups, K_g, K_g)`` (the mean energy each input carries),
+    normalised to mean 1 over the layer so that ``rd_lambda`` keeps its units (squared
+    scaled-weight units per plane); None stays None."""
+    if gram is None:
+        return None
+    d = np.diagonal(np.asarray(gram, dtype=np.float64), axis1=-2, axis2=-1)
+    m = float(np.mean(d)) if d.size else 0.0
+    return d / m if m > 0 else np.ones_like(d)
 
 
 def _fragment_scale(layer: Layer, flat: np.ndarray, cfg: SMEConfig,
@@ -626,10 +670,10 @@ def _frontier_cmd(args) -> int:
     labels = tuple(x for x in args.points.split(",") if x) if args.points else F.DEFAULT_LABELS
     # Bad input raises; the CLI's error boundary reports it (exit 2).
     cfg = preset(args.preset)
-    unknown = [x for x in labels if x not in PATTERN_POINTS]
-    if unknown or not labels:
-        raise ConfigError(f"unknown pattern point(s) {', '.join(unknown) or '(none)'}; "
-                          f"known: {', '.join(PATTERN_POINTS)}")
+    if not labels:
+        raise ConfigError(f"unknown pattern point(s) (none); known: {', '.join(PATTERN_POINTS)}")
+    for x in labels:
+        F.split_label(x)
     if "window-3" not in labels:
         labels = ("window-3",) + labels             # the reference of the bar
     grams = evaluate = None
@@ -661,6 +705,7 @@ def _frontier_cmd(args) -> int:
                + (f" --weights {args.weights}" if args.weights else "")
                + (f" --points {args.points}" if args.points else "")
                + (f" --calib {args.calib}" if args.calib else "")
+               + (" --no-admm" if args.no_admm else "")
                + (f" --fidelity-images {args.fidelity_images}" if args.fidelity_images else "")
                + (f" --layers {args.layers}" if args.layers else ""))
     bar = None if args.quiet else Progress(1, sys.stderr, interval=10)
@@ -670,7 +715,7 @@ def _frontier_cmd(args) -> int:
             bar.total = total
             bar(done, label)
     rep = F.frontier(net, weights, source, cfg, labels=labels, seed=args.seed,
-                     scale=args.scale, grams=grams,
+                     scale=args.scale, grams=grams, admm=not args.no_admm,
                      evaluate=evaluate, progress=progress, command=command)
     print(F.format_frontier(rep))
     paths = F.write_frontier(rep, args.out, plots=not args.no_plots)
@@ -769,9 +814,14 @@ def register(subparsers) -> None:
                         "(frontier.txt/.json/.csv/.png)")
     p.add_argument("--points", default=None,
                    help="--frontier: comma-separated pattern points (default: all of "
-                        "golden.config.PATTERN_POINTS)")
+                        "golden.config.PATTERN_POINTS); a fragment point with -rd<lambda> "
+                        "(e.g. fragment-4-rd2) is rate-distortion quantized for span packing")
     p.add_argument("--calib", type=int, default=0,
-                   help="--frontier: calibration images for layer-wise ADMM (real weights)")
+                   help="--frontier: calibration images for layer-wise ADMM (real weights) "
+                        "and the input-row importance of -rd<lambda> points")
+    p.add_argument("--no-admm", action="store_true",
+                   help="--frontier with --calib: no ADMM, calibration only as rate-distortion "
+                        "importance")
     p.add_argument("--fidelity-images", type=int, default=0,
                    help="--frontier: bundled images for the golden-backend fidelity proxy")
     p.set_defaults(func=_cmd)

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from golden.config import PATTERN_POINTS, pattern_point, preset
+from golden.config import PATTERN_POINTS, ConfigError, pattern_point, preset
 from golden.quantize import check_pattern, output_error, project_levels
 from sme import frontier as F
 from sme import report
@@ -170,3 +170,66 @@ def test_span_descriptor_stores_each_row_list_once():
     seg = compile_matrix(q, cfg, squeeze="segment")
     assert F.descriptor_bits(cfg, 300, 40, "span", span.n_act, span.n_rowlists) < \
         F.descriptor_bits(cfg, 300, 40, "segment", seg.n_act, seg.n_rowlists)
+
+
+def test_split_label_reads_rate_distortion_points():
+    assert F.split_label("fragment-4") == ("fragment-4", 0.0)
+    assert F.split_label("fragment-4-rd0.25") == ("fragment-4", 0.25)
+    assert F.split_label("fragment-2-sign-rd3") == ("fragment-2-sign", 3.0)
+    for bad in ("window-3-rd1", "fragment-4-rd-1", "fragment-4-rdx", "fragment-4-rdnan",
+                "fragment-9-rd1", "fragment-9"):
+        with pytest.raises(ConfigError):
+            F.split_label(bad)
+
+
+def test_rd_quantize_layer_is_on_pattern_and_trades_planes():
+    """Rate-distortion layers stay on the pattern of every block; mu = 0 is the projection;
+    planes fall and error rises as mu grows; the Gram diagonal weights the error."""
+    from golden.quantize import fragment_planes
+    cfg = pattern_point(preset("default"), "fragment-4")
+    w = _weights(1)
+    for i, lay in enumerate(NET.layers):
+        rng = np.random.default_rng(i)
+        q0 = report.quantize_layer(lay, w[lay.name] * 40, cfg, rng, "mse")
+        planes, errs = [], []
+        for mu in (0.0, 1e3, 1e4, 1e5):
+            q, a = report.quantize_layer(lay, w[lay.name] * 40, cfg, np.random.default_rng(i),
+                                         "mse", rd_lambda=mu, return_scale=True)
+            if mu == 0:
+                assert np.array_equal(q, q0)
+            for _, c0, b in layer_blocks(lay, q):
+                check_pattern(b, cfg, col0=c0)
+            planes.append(sum(fragment_planes(b, cfg, col0=c0)
+                              for _, c0, b in layer_blocks(lay, q)))
+            errs.append(float(np.sum((q.reshape(lay.cout, -1) * a[:, None]
+                                      - w[lay.name].reshape(lay.cout, -1) * 40) ** 2)))
+        assert planes == sorted(planes, reverse=True) and planes[-1] < planes[0], lay.name
+        assert errs == sorted(errs), lay.name
+    # importance: an input row that carries all the energy keeps its planes
+    lay = NET.layers[3]
+    imp = np.full((1, lay.k_group), 1e-3)
+    imp[0, 0] = 1.0
+    q = report.quantize_layer(lay, w["fc"], cfg, np.random.default_rng(0), "mse",
+                              rd_lambda=10.0, rd_weight=imp)
+    q0 = report.quantize_layer(lay, w["fc"], cfg, np.random.default_rng(0), "mse")
+    assert np.array_equal(q[:, 0], q0[:, 0]) and not np.array_equal(q[:, 1:], q0[:, 1:])
+
+
+def test_frontier_rd_point_records_its_quantizer(tmp_path):
+    grams = {lay.name: np.stack([np.eye(lay.k_group) + 0.5] * lay.groups)
+             for lay in NET.layers}
+    labels = ("fragment-4", "fragment-4-rd3000")
+    for admm in (True, False):
+        rep = F.frontier(NET, _weights(), {"kind": "synthetic"}, preset("default"),
+                         labels=labels, grams=grams, admm=admm)
+        pat = rep["patterns"]
+        assert pat["fragment-4-rd3000"]["quantizer"] == {
+            "method": "layer-wise ADMM" if admm else "projection", "rd_lambda": 3000.0,
+            "rd_weight": "calibration Gram diagonal"}
+        assert pat["fragment-4"]["quantizer"]["rd_lambda"] == 0.0
+        seg = {p["pattern"]: p for p in rep["points"] if p["squeeze"] == "segment"}
+        assert seg["fragment-4-rd3000"]["crossbars"] <= seg["fragment-4"]["crossbars"]
+        assert rep["header"]["admm"] is admm
+    rc = main(["report", "--frontier", "--network", "resnet50", "--layers", "1",
+               "--points", "fragment-4-rd-2", "--out", str(tmp_path / "f")])
+    assert rc == 2 and not (tmp_path / "f").exists()

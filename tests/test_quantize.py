@@ -223,3 +223,116 @@ def test_admm_reconstruct_white_inputs_is_the_projection():
     w = np.random.default_rng(1).laplace(size=(30, 16))
     q, alpha = admm_reconstruct(w, np.eye(30), cfg, iters=10)
     assert np.array_equal(q, project_levels(w / alpha, cfg))
+
+
+# ---- rate-distortion projection (span packing) ------------------------------------------------
+
+def _span_cost(q, cfg, weight, v, lam):
+    """Brute-force objective of one fragment: weighted squared error + lam * planes."""
+    planes = 0
+    for s in (1, -1):
+        m = np.where(np.sign(q) == s, np.abs(q), 0)
+        orv = int(np.bitwise_or.reduce(m.astype(np.int64)))
+        if orv:
+            planes += orv.bit_length() - ((orv & -orv).bit_length() - 1)
+    return float(np.sum(weight * (q - v) ** 2)) + lam * planes, planes
+
+
+@settings(max_examples=60, deadline=None)
+@given(k=st.integers(1, 4), one_sign=st.booleans(), cu=st.sampled_from([1, 2, 4]),
+       seed=st.integers(0, 2**32 - 1), col0=st.integers(0, 5),
+       lam=st.sampled_from([0.0, 0.3, 2.0, 9.0, 40.0]), weighted=st.booleans())
+def test_project_rd_is_exact_against_brute_force(k, one_sign, cu, seed, col0, lam, weighted):
+    """Property: every fragment of ``project_rd`` reaches the least error + lambda x planes over
+    all allowed fragments (brute force, 4-bit config), and the result is on the pattern."""
+    from golden.quantize import fragment_planes, project_rd
+    cfg = _fragment_cfg(k, one_sign, cu)
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(1, 9))
+    v = rng.uniform(-18, 18, size=(3, n)) * (rng.random((3, n)) < 0.8)
+    if rng.random() < 0.3:
+        v = np.round(v * 2) / 2                       # half-integers: ties
+    wt = rng.uniform(0.1, 3.0, size=(3, 1)) if weighted else np.ones((3, 1))
+    q = project_rd(v, cfg, lam, col0=col0, weight=wt if weighted else None)
+    check_pattern(q, cfg, col0=col0)
+    width = min(cu, 2)
+    allowed = _all_fragments(cfg, width)
+    lead = col0 % cu
+    total = 0
+    for r in range(v.shape[0]):
+        for g0 in range(-lead, n, cu):
+            cols = [c for c in range(g0, g0 + cu) if 0 <= c < n]
+            total += _span_cost(q[r, cols], cfg, wt[r, 0], v[r, cols], 0)[1]
+            if len(cols) > width:
+                continue
+            vv = np.zeros(width)
+            vv[:len(cols)] = v[r, cols]
+            best = min(_span_cost(a, cfg, wt[r, 0], vv, lam)[0] for a in allowed)
+            got = _span_cost(q[r, cols], cfg, wt[r, 0], v[r, cols], lam)[0]
+            assert np.isclose(got, best), (r, cols, q[r, cols], got, best)
+    assert fragment_planes(q, cfg, col0=col0) == total
+
+
+@settings(max_examples=60, deadline=None)
+@given(k=st.integers(1, 8), one_sign=st.booleans(), seed=st.integers(0, 2**32 - 1),
+       halves=st.booleans())
+def test_project_rd_at_zero_lambda_is_the_projection(k, one_sign, seed, halves):
+    """lambda = 0 gives exactly today's projection, ties included (8-bit default config)."""
+    from golden.quantize import project_rd
+    cfg = preset("default").replace(pattern="fragment", fragment_bits=k, fragment_sign=one_sign)
+    rng = np.random.default_rng(seed)
+    v = rng.laplace(scale=rng.uniform(1, 60), size=(12, 19)) * (rng.random((12, 19)) < 0.9)
+    if halves:
+        v = np.round(v * 2) / 2
+    assert np.array_equal(project_rd(v, cfg, 0.0), project_levels(v, cfg))
+
+
+@settings(max_examples=30, deadline=None)
+@given(k=st.integers(2, 5), one_sign=st.booleans(), seed=st.integers(0, 2**32 - 1))
+def test_project_rd_planes_never_grow_with_lambda(k, one_sign, seed):
+    """Property: planes (the span-packing rate) are non-increasing and error non-decreasing in
+    lambda; a large lambda empties every fragment."""
+    from golden.quantize import fragment_planes, project_rd
+    cfg = preset("default").replace(pattern="fragment", fragment_bits=k, fragment_sign=one_sign)
+    rng = np.random.default_rng(seed)
+    v = rng.laplace(scale=20, size=(16, 24))
+    planes, errs = [], []
+    for lam in (0.0, 0.5, 2.0, 8.0, 32.0, 128.0, 1e7):
+        q = project_rd(v, cfg, lam)
+        planes.append(fragment_planes(q, cfg))
+        errs.append(float(np.sum((q - v) ** 2)))
+    assert all(b <= a for a, b in zip(planes, planes[1:])), planes
+    assert all(b >= a - 1e-9 for a, b in zip(errs, errs[1:])), errs
+    assert planes[-1] == 0 and planes[0] > planes[-2] > 0
+
+
+def test_project_rd_trades_a_plane_for_error():
+    """A hand case: [5, 4] (k = 3) needs planes 0..2 exactly; dropping the low plane ([4, 4],
+    error 1) saves two planes and wins once lambda > 1/2; the weight scales the error."""
+    from golden.quantize import project_rd
+    cfg = preset("default").replace(pattern="fragment", fragment_bits=3)
+    v = np.array([[5.0, 4.0]])
+    assert project_rd(v, cfg, 0.4).tolist() == [[5, 4]]
+    assert project_rd(v, cfg, 0.6).tolist() == [[4, 4]]
+    assert project_rd(v, cfg, 0.6, weight=np.array([[2.0]])).tolist() == [[5, 4]]
+    with pytest.raises(ValueError, match="rd_lambda"):
+        project_rd(v, cfg, -1.0)
+    with pytest.raises(ValueError, match="fragment"):
+        project_rd(v, preset("default"), 1.0)
+
+
+def test_admm_reconstruct_keeps_the_projection_when_iterates_are_worse():
+    """The best-iterate tracking starts from the projection's own error: with one or two
+    iterations ADMM's iterates are sometimes worse than rounding (seed 12 here), and the
+    result must then be the projection, never the worse iterate."""
+    cfg = preset("default").replace(pattern="fragment", fragment_bits=2)
+    for seed in range(14):
+        rng = np.random.default_rng(seed)
+        k, n = int(rng.integers(4, 40)), int(rng.integers(1, 20))
+        x = rng.normal(size=(200, k)) @ rng.normal(size=(k, k))
+        gram = x.T @ x / len(x)
+        w = rng.laplace(size=(k, n))
+        for iters in (1, 2):
+            q, alpha = admm_reconstruct(w, gram, cfg, iters=iters)
+            q0 = project_levels(w / alpha, cfg)
+            assert output_error(w, q * alpha, gram) <= output_error(w, q0 * alpha, gram), seed

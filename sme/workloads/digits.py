@@ -39,7 +39,8 @@ import numpy as np
 
 from golden.config import PATTERNS, SMEConfig, pattern_point, preset
 from golden.fileio import OutputSet
-from golden.quantize import ADMMState, check_pattern, quantize
+from golden.quantize import (ADMMState, check_pattern, fragment_planes, layer_rd_lambda,
+                             project_rd, quantize)
 
 __all__ = ["load_data", "init_params", "forward", "loss_and_grads", "accuracy", "train",
            "bit_density", "run", "format_table", "register", "main", "FAST", "FULL"]
@@ -221,16 +222,23 @@ def _run(cfg, seed, epochs, admm_epochs, bias_epochs, c1, c2, rho, patterns, log
     log(f"float: test accuracy {res['float_acc']:.4f}, after the same fine-tuning without "
         f"ADMM {res['float_finetuned_acc']:.4f}")
     for pat in patterns:
-        # a pattern name, or a label of golden.config.PATTERN_POINTS (fragment patterns, ...)
-        pc = cfg.replace(pattern=pat) if pat in PATTERNS else pattern_point(cfg, pat)
-        rounded, qs = dict(p), []
+        pc, mu = _pattern(cfg, pat)
+        rounded, qs, lams = dict(p), [], {}
         for k in WEIGHTS:
             q, alpha = quantize(p[k], pc, axis=0)
+            if mu:                                 # rate-distortion, lambda per layer
+                lams[k] = layer_rd_lambda(p[k] / alpha, mu)
+                q = project_rd(p[k] / alpha, pc, lams[k], out_axis=0)
             rounded[k] = q * alpha
             qs.append(q)
         entry = {"rounding_acc": accuracy(rounded, xte, yte),
                  "rounding_density": bit_density(qs, pc)}
-        states = {k: ADMMState(p[k], pc, rho=rho, axis=0) for k in WEIGHTS}
+        if mu:
+            entry["rd_lambda"] = mu
+            entry["rd_layer_lambdas"] = lams
+            entry["rounding_planes"] = int(sum(fragment_planes(q, pc, out_axis=0) for q in qs))
+        states = {k: ADMMState(p[k], pc, rho=rho, axis=0, rd_lambda=lams.get(k, 0.0))
+                  for k in WEIGHTS}
         arng = np.random.default_rng([seed, 1])
         pa = train(p, xtr, ytr, admm_epochs, arng, lr=1e-3, admm=states)
         for k in WEIGHTS:
@@ -244,10 +252,23 @@ def _run(cfg, seed, epochs, admm_epochs, bias_epochs, c1, c2, rho, patterns, log
         entry["admm_acc"] = accuracy(pa, xte, yte)
         entry["admm_density"] = bit_density(qs, pc)
         entry["admm_zero_fraction"] = float(np.mean(np.concatenate([q.ravel() for q in qs]) == 0))
+        if pc.pattern == "fragment":    # span-packing rate: fragment-row planes
+            entry["admm_planes"] = int(sum(fragment_planes(q, pc, out_axis=0) for q in qs))
         res["patterns"][pat] = entry
         log(f"{pat}: rounding {entry['rounding_acc']:.4f}, ADMM {entry['admm_acc']:.4f}")
     res["seconds"] = round(time.perf_counter() - t0, 2)
     return res
+
+
+def _pattern(cfg: SMEConfig, pat: str) -> tuple[SMEConfig, float]:
+    """(config, rate-distortion mu) of a pattern name, a label of
+    golden.config.PATTERN_POINTS (fragment patterns, ...) or ``<fragment label>-rd<mu>``
+    (:func:`sme.frontier.split_label`; mu as in :func:`golden.quantize.layer_rd_lambda`)."""
+    if pat in PATTERNS:
+        return cfg.replace(pattern=pat), 0.0
+    from ..frontier import split_label
+    base, mu = split_label(pat)
+    return pattern_point(cfg, base), mu
 
 
 def format_table(res: dict) -> str:
@@ -282,8 +303,7 @@ def _cmd(args) -> int:
                           fragment_bits=min(cfg.fragment_bits, args.weight_bits))
     patterns = tuple(p for p in args.patterns.split(",") if p)
     for pat in patterns:                    # fail before any training
-        if pat not in PATTERNS:
-            pattern_point(cfg, pat)
+        _pattern(cfg, pat)
     sched = dict(FAST if args.fast else FULL)
     if args.epochs is not None:
         sched["epochs"] = args.epochs
@@ -317,7 +337,8 @@ def register(subparsers) -> None:
     p.add_argument("--fast", action="store_true", help="the reduced form run by the tests")
     p.add_argument("--patterns", default="window,max_ones,uniform",
                    help="comma-separated pattern names or pattern points of "
-                        "golden.config.PATTERN_POINTS (e.g. fragment-3,fragment-2-sign)")
+                        "golden.config.PATTERN_POINTS (e.g. fragment-3,fragment-2-sign), a "
+                        "fragment point also as <label>-rd<mu> (rate-distortion quantization)")
     p.add_argument("--out", default=None, help="directory for digits.json and digits.txt")
     p.set_defaults(func=_cmd)
 
