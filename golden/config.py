@@ -55,7 +55,14 @@ class SMEConfig:
         bits, applied one bit per step (1-bit DAC).
     Tile (RTL)
         ``tile_xbars`` physical crossbars per tile, ``tile_inputs`` / ``tile_outputs`` the longest
-        input and output vectors a tile accepts.
+        input and output vectors a tile accepts.  ``tile_rowlists``: the depth of each lane's
+        *row-list memory* (the lists of wordline input indices that descriptors point to, so
+        that activations sharing one list store it once; ``golden/tile_image.py``).  ``None``
+        (the default) means :attr:`tile_steps`: a lane holds at most one activation per step
+        and an activation uses at most one row list, so every program whose steps fit the
+        descriptor memory also fits the row-list memory, exactly as before row lists existed.
+        A smaller value trades that guarantee for memory (programs that share row lists need
+        fewer); :attr:`effective_tile_rowlists` is the value in force.
     """
 
     name: str = "custom"
@@ -75,6 +82,7 @@ class SMEConfig:
     tile_xbars: int = 8
     tile_inputs: int = 128
     tile_outputs: int = 128
+    tile_rowlists: int | None = None
 
     def __post_init__(self):
         def need(cond: bool, field: str, value: Any, allowed: str):
@@ -121,6 +129,11 @@ class SMEConfig:
              "between 1 and 65536")
         need(self.tile_outputs % self.ou_cols == 0, "tile_outputs", self.tile_outputs,
              f"a multiple of ou_cols ({self.ou_cols})")
+        if self.tile_rowlists is not None:
+            need(isinstance(self.tile_rowlists, int) and not isinstance(self.tile_rowlists, bool),
+                 "tile_rowlists", self.tile_rowlists, "an integer or null")
+            need(1 <= self.tile_rowlists <= self.tile_steps, "tile_rowlists", self.tile_rowlists,
+                 f"between 1 and tile_steps ({self.tile_steps})")
 
     # ---- derived quantities -------------------------------------------------------------
     @property
@@ -197,6 +210,11 @@ class SMEConfig:
         at most once per step, so a compactly scheduled program never needs more steps.
         """
         return self.xbar_rows * self.colgroups
+
+    @property
+    def effective_tile_rowlists(self) -> int:
+        """Row-list memory depth per lane: ``tile_rowlists``, or :attr:`tile_steps` if None."""
+        return self.tile_steps if self.tile_rowlists is None else self.tile_rowlists
 
     # ---- (de)serialisation ------------------------------------------------------------------
     def to_dict(self) -> dict:

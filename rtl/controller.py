@@ -50,8 +50,8 @@ class Controller(TileComponent):
     splice : Out(SpliceControlSignature)           clear; accumulators, clip_delta, busy
 
     * ``i_load``: a load first clears ``loaded``, ``error`` and ``clip_count``, checks the
-      header words as they arrive, writes the cell and descriptor memories, then compares the
-      CRC; ``loaded`` rises only if all checks pass.  On an error the rest of the frame (up to
+      header words as they arrive, writes the cell, row-list and descriptor memories, then
+      compares the CRC; ``loaded`` rises only if all checks pass.  On an error the rest of the frame (up to
       ``last``) is discarded.
     * ``i_vec``: with a program loaded exactly K elements make a vector (``last`` is ignored);
       without one the vector (up to ``last``) is discarded and ``error`` becomes
@@ -62,8 +62,8 @@ class Controller(TileComponent):
     * ``abort``: returns to idle at once, keeping the program; the tile also resets the
       datapath with it.  A new vector after an abort computes from scratch.
 
-    States: Idle; Load-Header, Load-Cells, Load-Descriptors, Load-Checksum, Load-Verify (a
-    frame), Drain-Frame (the rest of a bad frame); Receive-Vector, Start, Run, Emit (a vector),
+    States: Idle; Load-Header, Load-Cells, Load-Rowlists, Load-Descriptors, Load-Checksum,
+    Load-Verify (a frame), Drain-Frame (the rest of a bad frame); Receive-Vector, Start, Run, Emit (a vector),
     Drain-Vector (a vector without a program).
 
     Latency
@@ -90,16 +90,18 @@ class Controller(TileComponent):
         m = Module()
         cfg, lay = self._cfg, self._lay
         lanes, ous = cfg.tile_xbars, cfg.windows * cfg.colgroups
-        cw, dw = ti.cell_words(cfg), ti.desc_words(cfg)
+        cw, dw, rw = ti.cell_words(cfg), ti.desc_words(cfg), ti.rowlist_words(cfg)
+        iw = max(cw, dw, rw)                # words of the widest item
 
         crc = Signal(32)
         checksum_ok = Signal()
         pos = Signal(range(ti.HEADER_WORDS))
         lane = Signal(lay.lane)
-        addr = Signal(max(lay.cell_addr.width, lay.step_addr.width))
-        sub = Signal(range(max(cw, dw)))
-        buf = Signal(32 * max(cw, dw))
+        addr = Signal(max(lay.cell_addr.width, lay.step_addr.width, lay.rowlist_addr.width))
+        sub = Signal(range(iw))
+        buf = Signal(32 * iw)
         n_steps = Signal(lay.n_steps)
+        n_rowlists = Signal(lay.n_rowlists)
         k = Signal(lay.k)
         n = Signal(lay.n)
         elem = Signal(max(lay.k.width, lay.n.width))
@@ -112,7 +114,7 @@ class Controller(TileComponent):
         # ``buf`` shifts in one word per body word, newest at the top: an item of w words
         # (least significant word first) is the top w words once its last word arrives.
         item = Cat(buf[32:], word)
-        top = 32 * max(cw, dw)
+        top = 32 * iw
 
         m.d.comb += [
             self.status.loaded.eq(loaded),
@@ -122,6 +124,8 @@ class Controller(TileComponent):
             self.xbar.wr.data.eq(item[top - 32 * cw:]),
             self.sched.wr.lane.eq(lane), self.sched.wr.addr.eq(addr),
             self.sched.wr.data.eq(item[top - 32 * dw:]),
+            self.sched.wr_rowlist.lane.eq(lane), self.sched.wr_rowlist.addr.eq(addr),
+            self.sched.wr_rowlist.data.eq(item[top - 32 * rw:]),
         ]
         m.d.sync += clip_count.eq(clip_count + self.splice.clip_delta)
 
@@ -193,6 +197,10 @@ class Controller(TileComponent):
                             m.d.sync += n.eq(word)
                             with m.If((word == 0) | (word > cfg.tile_outputs)):
                                 fail(TileError.TOO_BIG)
+                        with m.Case(6):
+                            m.d.sync += n_rowlists.eq(word)
+                            with m.If(word > cfg.effective_tile_rowlists):
+                                fail(TileError.TOO_BIG)
 
             with state("Load-Cells"):
                 m.d.comb += ld.ready.eq(1)
@@ -202,6 +210,25 @@ class Controller(TileComponent):
                         m.d.comb += self.xbar.wr.en.eq(1)
                         m.d.sync += [sub.eq(0), addr.eq(addr + 1)]
                         with m.If(addr == ous - 1):
+                            m.d.sync += [addr.eq(0), lane.eq(lane + 1)]
+                            with m.If(lane == lanes - 1):
+                                m.d.sync += lane.eq(0)
+                                with m.If(n_rowlists != 0):
+                                    m.next = "Load-Rowlists"
+                                with m.Elif(n_steps != 0):
+                                    m.next = "Load-Descriptors"
+                                with m.Else():
+                                    m.next = "Load-Checksum"
+                    take_word()
+
+            with state("Load-Rowlists"):
+                m.d.comb += ld.ready.eq(1)
+                with m.If(ld.valid):
+                    m.d.sync += sub.eq(sub + 1)
+                    with m.If(sub == rw - 1):
+                        m.d.comb += self.sched.wr_rowlist.en.eq(1)
+                        m.d.sync += [sub.eq(0), addr.eq(addr + 1)]
+                        with m.If(addr == n_rowlists - 1):
                             m.d.sync += [addr.eq(0), lane.eq(lane + 1)]
                             with m.If(lane == lanes - 1):
                                 m.d.sync += lane.eq(0)

@@ -182,7 +182,7 @@ class HostLink(wiring.Component):
         m.d.comb += timed_out.eq(idle == self.timeout_cycles)
 
         # ---- link state --------------------------------------------------------------------
-        frame_max = ti.frame_words(cfg, cfg.tile_steps)
+        frame_max = ti.frame_words(cfg, cfg.tile_steps, cfg.effective_tile_rowlists)
         load_pos = Signal(range(frame_max + 2))
         k = Signal(self._lay.k.width)
         n = Signal(self._lay.n.width)

@@ -30,9 +30,12 @@ class TileError(enum.Enum, shape=3):
 class Layouts:
     """All layouts of one configuration (attributes, read-only by convention).
 
-    ``row``      one wordline of a descriptor: ``en``, ``index`` (input index)
+    ``row``      one wordline of a row list: ``en``, ``index`` (input index)
+    ``rowlist``  a row list as stored in a lane's row-list memory (the image's row-list item):
+                 ou_rows x row
     ``desc``     an activation descriptor as stored in the descriptor memory (the image's
-                 descriptor item): active, window, colgroup, outgroup, plane, sign, shift, rows
+                 descriptor item): active, window, colgroup, outgroup, plane, sign, shift,
+                 rowlist (the id of its row list in the lane's row-list memory)
     ``tag``      what the splice needs from a descriptor: outgroup, plane, sign, shift
     ``act``      one lane of an issued step: active, window, colgroup, ``bits`` (the input bit
                  of each wordline, 0 where the wordline is off), tag
@@ -51,9 +54,8 @@ class Layouts:
         self.cfg = cfg
         f = dict(ti.desc_fields(cfg))
         self.row = data.StructLayout({name: unsigned(w) for name, w in ti.row_fields(cfg)})
-        self.desc = data.StructLayout({
-            **{name: unsigned(w) for name, w in ti.desc_fields(cfg)},
-            "rows": data.ArrayLayout(self.row, cfg.ou_rows)})
+        self.rowlist = data.ArrayLayout(self.row, cfg.ou_rows)
+        self.desc = data.StructLayout({name: unsigned(w) for name, w in ti.desc_fields(cfg)})
         self.tag = data.StructLayout({name: unsigned(f[name])
                                       for name in ("outgroup", "plane", "sign", "shift")})
         self.act = data.StructLayout({
@@ -82,6 +84,8 @@ class Layouts:
         self.cell_addr = unsigned(ceil_log2(cfg.windows * cfg.colgroups))
         self.step_addr = unsigned(ceil_log2(cfg.tile_steps))
         self.n_steps = unsigned((cfg.tile_steps).bit_length())
+        self.rowlist_addr = unsigned(f["rowlist"])
+        self.n_rowlists = unsigned(cfg.effective_tile_rowlists.bit_length())
         self.k = unsigned(cfg.tile_inputs.bit_length())
         self.n = unsigned(cfg.tile_outputs.bit_length())
         self.delta = unsigned((cfg.tile_xbars * cfg.ou_cols).bit_length())

@@ -19,22 +19,26 @@ class ScheduleControlSignature(wiring.Signature):
     ``start`` (pulse) begins a vector: ``n_steps`` steps for each of the ``input_bits`` input
     bits; ``x`` is the input vector, held stable until ``done``; ``done`` is high while the
     scheduler has nothing left to issue; ``wr`` writes descriptor memory word ``addr`` (a step)
-    of lane ``lane``.
+    of lane ``lane``; ``wr_rowlist`` writes row-list memory word ``addr`` (a row-list id) of
+    lane ``lane``.
     """
 
     def __init__(self, lay: Layouts):
         super().__init__({
             "start": Out(1), "n_steps": Out(lay.n_steps), "x": Out(lay.x), "done": In(1),
-            "wr": Out(MemWriteSignature(lay.lane, lay.step_addr, lay.desc))})
+            "wr": Out(MemWriteSignature(lay.lane, lay.step_addr, lay.desc)),
+            "wr_rowlist": Out(MemWriteSignature(lay.lane, lay.rowlist_addr, lay.rowlist))})
 
 
 class Scheduler(TileComponent):
     """Issues one step (one OU activation per crossbar lane) per cycle when nothing stalls.
 
     For t in 0 .. input_bits-1 (outer loop) and s in 0 .. n_steps-1 (inner loop) it reads step s
-    of every lane's descriptor memory and emits a ``Layouts.step`` payload on ``o_stream``: the
-    descriptor fields, and ``bits[r]`` = bit t of ``x[rows[r].index]`` where ``rows[r].en``.
-    Payload ``last`` marks the final step of the vector.  ``n_steps = 0`` issues nothing.
+    of every lane's descriptor memory, then the row list the descriptor points to (``rowlist``)
+    in the lane's row-list memory, and emits a ``Layouts.step`` payload on ``o_stream``: the
+    descriptor fields, and ``bits[r]`` = bit t of ``x[rows[r].index]`` where ``rows[r].en``, for
+    the rows of that row list.  Payload ``last`` marks the final step of the vector.
+    ``n_steps = 0`` issues nothing.
 
     Members
     -------
@@ -43,15 +47,18 @@ class Scheduler(TileComponent):
 
     Latency / throughput
     --------------------
-    :attr:`latency` = 3: the first step is valid 3 cycles after ``start`` (stage 1 reads the
-    descriptor memory; stage 2 registers its data and bit plane t of ``x``; stage 3 picks each
-    wordline's bit from the plane, so neither the block RAM's slow output nor the plane
-    selection shares a cycle with the wordline gather: ECP5 timing).  With ``o_stream``
-    always ready, steps issue on consecutive cycles with no bubble between steps or input bits,
-    so a vector takes exactly ``input_bits * n_steps`` issue cycles.  Stalls hold the payload.
+    :attr:`latency` = 4: the first step is valid 4 cycles after ``start`` (stage 1 reads the
+    descriptor memory; stage 2 reads the row-list memory at the descriptor's ``rowlist``, straight
+    from the descriptor memory's output, and registers the descriptor; stage 3 registers the
+    row list and bit plane t of ``x``; stage 4 picks each wordline's bit from the plane, so
+    neither a block RAM's slow output nor the plane selection shares a cycle with the wordline
+    gather: ECP5 timing).  Row lists cost one stage over version 1 of the tile image (latency
+    3); issue cycles per vector do not change.  With ``o_stream`` always ready, steps issue on
+    consecutive cycles with no bubble between steps or input bits, so a vector takes exactly
+    ``input_bits * n_steps`` issue cycles.  Stalls hold the payload.
     """
 
-    latency = 3
+    latency = 4
 
     def __init__(self, cfg: SMEConfig):
         super().__init__(cfg, lambda lay: {"ctrl": In(ScheduleControlSignature(lay)),
@@ -65,22 +72,21 @@ class Scheduler(TileComponent):
         running = Signal()
         step = Signal(lay.step_addr)
         t = Signal(lay.t)
-        v1 = Signal()                       # stage 1: descriptor memory read data
-        t1 = Signal(lay.t)
-        last1 = Signal()
         o = self.o_stream
-
-        v2 = Signal()                       # stage 2: descriptors registered
-        t2 = Signal(lay.t)
-        last2 = Signal()
-        adv3 = ~o.valid | o.ready
+        # valid, input bit and last flag of stages 1 (descriptor read), 2 (row list read) and
+        # 3 (registered row list and bit plane)
+        v1, v2, v3 = Signal(), Signal(), Signal()
+        t1, t2, t3 = Signal(lay.t), Signal(lay.t), Signal(lay.t)
+        last1, last2, last3 = Signal(), Signal(), Signal()
+        adv4 = ~o.valid | o.ready
+        adv3 = ~v3 | adv4
         adv2 = ~v2 | adv3
         adv1 = ~v1 | adv2
         fetch = running & adv1
         last_step = (step == ctrl.n_steps - 1)
         last_bit = (t == cfg.input_bits - 1)
 
-        descs = []
+        descs, rowlists = [], []
         for lane in range(lanes):
             mem = memory.Memory(shape=lay.desc, depth=cfg.tile_steps, init=[])
             m.submodules[f"desc_mem{lane}"] = mem
@@ -90,6 +96,14 @@ class Scheduler(TileComponent):
                          wp.en.eq(ctrl.wr.en & (ctrl.wr.lane == lane)),
                          rp.addr.eq(step), rp.en.eq(adv1)]
             descs.append(rp.data)
+            rmem = memory.Memory(shape=lay.rowlist, depth=cfg.effective_tile_rowlists, init=[])
+            m.submodules[f"rowlist_mem{lane}"] = rmem
+            wp = rmem.write_port()
+            rrp = rmem.read_port(domain="sync", transparent_for=())
+            m.d.comb += [wp.addr.eq(ctrl.wr_rowlist.addr), wp.data.eq(ctrl.wr_rowlist.data),
+                         wp.en.eq(ctrl.wr_rowlist.en & (ctrl.wr_rowlist.lane == lane)),
+                         rrp.addr.eq(rp.data.rowlist), rrp.en.eq(adv2)]
+            rowlists.append(rrp.data)
 
         with m.If(adv1):
             m.d.sync += [v1.eq(fetch), t1.eq(t), last1.eq(last_step & last_bit)]
@@ -103,19 +117,28 @@ class Scheduler(TileComponent):
         with m.If(ctrl.start):
             m.d.sync += [running.eq(ctrl.n_steps != 0), step.eq(0), t.eq(0)]
 
-        # Stage 2 registers the descriptors and input bit plane t1 of the vector (``x`` is
-        # stable while running), so that stage 3 only picks one plane bit per wordline.
+        # Stage 2: the row-list memories read at each descriptor's ``rowlist`` (above); the
+        # descriptors registered beside them.
         descs2 = [Signal(lay.desc, name=f"desc2_{lane}") for lane in range(lanes)]
-        plane = Signal(cfg.tile_inputs)
         with m.If(adv2):
             m.d.sync += [v2.eq(v1), t2.eq(t1), last2.eq(last1)]
             m.d.sync += [d2.eq(d) for d2, d in zip(descs2, descs)]
-            m.d.sync += plane.eq(Cat(ctrl.x[i].bit_select(t1, 1)
+
+        # Stage 3 registers the row lists, the descriptors and input bit plane t2 of the vector
+        # (``x`` is stable while running), so that stage 4 only picks one plane bit per wordline.
+        descs3 = [Signal(lay.desc, name=f"desc3_{lane}") for lane in range(lanes)]
+        rows3 = [Signal(lay.rowlist, name=f"rows3_{lane}") for lane in range(lanes)]
+        plane = Signal(cfg.tile_inputs)
+        with m.If(adv3):
+            m.d.sync += [v3.eq(v2), t3.eq(t2), last3.eq(last2)]
+            m.d.sync += [d3.eq(d) for d3, d in zip(descs3, descs2)]
+            m.d.sync += [r3.eq(r) for r3, r in zip(rows3, rowlists)]
+            m.d.sync += plane.eq(Cat(ctrl.x[i].bit_select(t2, 1)
                                      for i in range(cfg.tile_inputs)))
 
-        with m.If(adv3):
-            m.d.sync += [o.valid.eq(v2), o.payload.t.eq(t2), o.payload.last.eq(last2)]
-            for lane, d in enumerate(descs2):
+        with m.If(adv4):
+            m.d.sync += [o.valid.eq(v3), o.payload.t.eq(t3), o.payload.last.eq(last3)]
+            for lane, (d, rows) in enumerate(zip(descs3, rows3)):
                 out = o.payload.lanes[lane]
                 m.d.sync += [
                     out.active.eq(d.active), out.window.eq(d.window),
@@ -123,7 +146,7 @@ class Scheduler(TileComponent):
                     out.tag.outgroup.eq(d.outgroup), out.tag.plane.eq(d.plane),
                     out.tag.sign.eq(d.sign), out.tag.shift.eq(d.shift),
                     out.bits.eq(Cat(row.en & plane.bit_select(row.index, 1)
-                                    for row in (d.rows[r] for r in range(cfg.ou_rows)))),
+                                    for row in (rows[r] for r in range(cfg.ou_rows)))),
                 ]
-        m.d.comb += ctrl.done.eq(~running & ~v1 & ~v2 & ~o.valid)
+        m.d.comb += ctrl.done.eq(~running & ~v1 & ~v2 & ~v3 & ~o.valid)
         return m

@@ -23,9 +23,9 @@ from golden.program import Program
 __all__ = ["TileRun", "simulate", "stall", "put", "get", "load_items", "vector_items",
            "wait_idle", "tile_load", "tile_vector", "MAX_TILE_WORDS"]
 
-#: Largest tile (cell and descriptor memory words, ``tile_image.frame_words`` at full depth) the
-#: simulator is asked to build: the ``default`` preset needs 54,919; a config that declares
-#: thousands of 4096 x 4096 crossbars would need tens of GiB of simulator state.
+#: Largest tile (cell, row-list and descriptor memory words, ``tile_image.frame_words`` at full
+#: depth) the simulator is asked to build: the ``default`` preset needs 71,304; a config that
+#: declares thousands of 4096 x 4096 crossbars would need tens of GiB of simulator state.
 MAX_TILE_WORDS = 1 << 20
 
 
@@ -199,7 +199,7 @@ def simulate(prog: Program, X: np.ndarray, *, p_idle: float = 0.0, seed: int = 0
 
     cfg = prog.cfg
     tile_image.fits_tile(prog, cfg)
-    size = tile_image.frame_words(cfg, cfg.tile_steps)
+    size = tile_image.frame_words(cfg, cfg.tile_steps, cfg.effective_tile_rowlists)
     if size > MAX_TILE_WORDS:
         raise tile_image.TileImageError(
             f"the tile of this config holds {size} memory words (cells and descriptors); the "

@@ -2,7 +2,7 @@
 
 ``scheduler_trace`` runs the test body of the Amaranth-simulator test,
 :func:`sim.bodies.scheduler_body`: random valid programs (``sim.stimulus.random_program``) are
-written into the descriptor memories, a vector is started, and every issued step must equal
+written into the row-list and descriptor memories, a vector is started, and every issued step must equal
 the golden issue trace (``golden.scheduler.issue_trace``), in order, under the
 ``SME_BACKPRESSURE`` pattern on ``o_stream``.  ``scheduler_throughput``: without backpressure
 the steps must issue on consecutive cycles, ``latency`` cycles after ``start``.
@@ -14,7 +14,7 @@ import cocotb
 from cocotb.triggers import ClockCycles, RisingEdge
 
 from .bodies import scheduler_body
-from .stimulus import descriptor_memory, random_program
+from .stimulus import descriptor_memory, random_program, rowlist_memory
 from .streams import Pattern, StreamSink, pack
 from .tb import Bench, CocotbIO, env_int
 
@@ -22,6 +22,13 @@ from .tb import Bench, CocotbIO, env_int
 async def _load_and_start(b, p, x):
     dut, cfg, lay = b.dut, b.cfg, b.lay
     dut.ctrl__start.value = 0
+    for (lane, rid), word in rowlist_memory(p).items():
+        dut.ctrl__wr_rowlist__lane.value = lane
+        dut.ctrl__wr_rowlist__addr.value = rid
+        dut.ctrl__wr_rowlist__data.value = word
+        dut.ctrl__wr_rowlist__en.value = 1
+        await RisingEdge(b.clk)
+    dut.ctrl__wr_rowlist__en.value = 0
     for (lane, step), word in descriptor_memory(p).items():  # zero words for idle lanes
         dut.ctrl__wr__lane.value = lane
         dut.ctrl__wr__addr.value = step
@@ -45,11 +52,12 @@ async def scheduler_trace(dut):
     b = Bench(dut, salt=10)
     cfg = b.cfg
     b.check_ports({"o_stream__payload": b.lay.step, "ctrl__wr__data": b.lay.desc,
-                   "ctrl__x": b.lay.x})
+                   "ctrl__wr_rowlist__data": b.lay.rowlist, "ctrl__x": b.lay.x})
     io = CocotbIO(b, {"o_stream": b.lay.step, "ctrl.x": b.lay.x}, outputs=("o_stream",),
                   backpressure=b.pattern("SME_BACKPRESSURE"))
     dut.ctrl__start.value = 0
     dut.ctrl__wr__en.value = 0
+    dut.ctrl__wr_rowlist__en.value = 0
     await b.reset()
     io.start()
     for case in range(env_int("SME_PROGRAMS_PER_RUN", 4)):

@@ -12,6 +12,9 @@ Environment: ``SME_IDLE`` (driver idle on ``i_load``/``i_vec``) and ``SME_BACKPR
 (``o_vec`` sink): none | periodic | random (``tile_vectors`` takes comma-separated lists, paired
 up, and sweeps them in one run; the other tests use the first); ``SME_VECTORS`` vectors per
 program;
+``SME_SHARED_PROGRAMS`` random programs with shared row lists
+(``sim.stimulus.shared_rowlist_program``, inputs up to its ``meta["input_max"]``) run after the
+files in ``tile_vectors`` and ``tile_soak``;
 ``SME_SOAK_CYCLES`` (``tile_soak`` only); ``SME_SHORT_FRAMES=1`` cuts the bad frames that fail
 in their header short (big configs); ``SME_MUTATE=1`` falsifies one expected output (the
 bench must then fail: see ``tests/test_cocotb_tile.py``).
@@ -32,7 +35,7 @@ from golden import tile_image as ti
 from golden.program import load
 
 from .models import tile_expected
-from .stimulus import input_vectors
+from .stimulus import input_vectors, shared_rowlist_program
 from .streams import Monitor, Pattern, StreamDriver, StreamSink
 from .tb import Bench, env_int, env_str
 
@@ -94,9 +97,10 @@ class TileIO:
         return [o.data for o in out], [o.last for o in out], list(self.issues.transfers)
 
 
-def _programs(cfg):
+def _programs(cfg, rng=None):
     """The programs of ``SME_PROGRAMS``: program files, and partition files (``.smepart``,
-    :mod:`golden.partition`) whose every tile program is run in the partition's order."""
+    :mod:`golden.partition`) whose every tile program is run in the partition's order; with
+    ``rng``, then ``SME_SHARED_PROGRAMS`` random programs with shared row lists."""
     from golden import partition
 
     paths = [p for p in env_str("SME_PROGRAMS", "").split(os.pathsep) if p]
@@ -108,6 +112,9 @@ def _programs(cfg):
             out += [(f"{Path(p).name}[{i}]", tp.program) for i, tp in enumerate(part.parts)]
         else:
             out.append((Path(p).name, load(p, expect_cfg=cfg)))
+    if rng is not None:
+        out += [(f"shared-rowlists[{i}]", shared_rowlist_program(cfg, rng))
+                for i in range(env_int("SME_SHARED_PROGRAMS", 0))]
     return out
 
 
@@ -138,7 +145,7 @@ async def _run_program(b, io, name, p, m, mutate=False):
     st = await io.load(ti.build_image(p, cfg))
     assert st.loaded and st.error == ti.TileError.NONE and st.clip_count == 0, \
         b.msg(f"{name}: status after load {st}")
-    X = input_vectors(b.rng, cfg, m, p.shape[0])
+    X = input_vectors(b.rng, cfg, m, p.shape[0], p.meta.get("input_max"))
     bad, clips = [], 0
     for i, (x, exp) in enumerate(zip(X, tile_expected(p, X))):
         try:
@@ -170,7 +177,7 @@ async def tile_vectors(dut):
     for j, (idle, bp) in enumerate(zip(idles, bps)):
         io.ld.idle = io.vi.idle = Pattern(idle, seed=b.seed * 1000 + 10 * j + 1)
         io.sink.backpressure = Pattern(bp, seed=b.seed * 1000 + 10 * j + 2)
-        for name, p in _programs(b.cfg):
+        for name, p in _programs(b.cfg, b.rng):
             more = (await _run_program(b, io, name, p, m, mutate))[0]
             bad += [f"[idle {idle}, backpressure {bp}] {line}" for line in more]
     assert not bad, b.msg("\n".join(bad))
@@ -297,7 +304,7 @@ async def tile_soak(dut):
     io = TileIO(b, Pattern("random", p=0.3, seed=b.seed),
                 Pattern("random", p=0.4, seed=b.seed + 1))
     await b.reset()
-    programs = _programs(b.cfg)
+    programs = _programs(b.cfg, b.rng)
     start, t0 = b.cycle(), time.monotonic()
     bad, vectors, clips, rounds = [], 0, 0, 0
     while b.cycle() - start < target:

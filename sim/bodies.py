@@ -21,7 +21,7 @@ from golden.scheduler import issue_trace
 from golden.splice import splice_accumulate
 
 from .models import decode_step
-from .stimulus import descriptor_memory
+from .stimulus import descriptor_memory, rowlist_memory
 
 __all__ = ["splice_body", "scheduler_body"]
 
@@ -48,11 +48,19 @@ async def splice_body(io, cfg, payloads, model, latency: int, label: str = "") -
 
 
 async def scheduler_body(io, cfg, p, x, label: str = "") -> None:
-    """Write program ``p``'s descriptor memory through ``ctrl.wr``, start a vector ``x``; the
+    """Write program ``p``'s row-list memories through ``ctrl.wr_rowlist`` and its descriptor
+    memory through ``ctrl.wr``, start a vector ``x``; the
     issued steps (``o_stream``, decoded by :func:`sim.models.decode_step`) must equal
     :func:`golden.scheduler.issue_trace`, in order, ``last`` on the final one only; afterwards
     nothing more is offered and ``ctrl.done`` is high."""
     expected = issue_trace(p, x)
+    for (lane, rid), word in rowlist_memory(p).items():
+        io.set("ctrl.wr_rowlist.lane", lane)
+        io.set("ctrl.wr_rowlist.addr", rid)
+        io.set("ctrl.wr_rowlist.data", word)
+        io.set("ctrl.wr_rowlist.en", 1)
+        await io.tick()
+    io.set("ctrl.wr_rowlist.en", 0)
     for (lane, step), word in descriptor_memory(p).items():   # zero words for idle lanes
         io.set("ctrl.wr.lane", lane)
         io.set("ctrl.wr.addr", step)

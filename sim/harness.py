@@ -36,6 +36,7 @@ from pathlib import Path
 import numpy as np
 
 from golden.config import PRESETS, SMEConfig, preset
+from golden.program import FORMAT_VERSION
 
 from .stimulus import fitting_layer
 
@@ -178,7 +179,9 @@ def make_programs(sim: str, target: str, seed: int, count: int = 2,
     seed (a changed preset gets fresh programs)."""
     cfg = target_config(target)
     name, changes = TARGETS[target]
-    out = build_dir(sim, target) / "programs" / f"{zlib.crc32(cfg.to_json().encode()):08x}"
+    # keyed by config and program file format: a new format gets fresh files
+    key = zlib.crc32(f"{cfg.to_json()} {FORMAT_VERSION}".encode())
+    out = build_dir(sim, target) / "programs" / f"{key:08x}"
     paths = []
     with _locked(out):
         for i in range(count):
@@ -288,12 +291,14 @@ def run_bench(bench: str, top: str, target: str, *, sim: str | None = None,
 def run_tile(target: str, tests: list[str] | None = None, *, sim: str | None = None,
              seed: int = 0, idle: str = "none", backpressure: str = "none", vectors: int = 4,
              programs: int = 2, small: bool = False, env: dict | None = None,
-             run: str | None = None) -> BenchResult:
-    """The tile bench on ``target`` with programs from ``sme compile`` (see ``bench_tile``)."""
+             run: str | None = None, shared: int | None = None) -> BenchResult:
+    """The tile bench on ``target`` with programs from ``sme compile`` (see ``bench_tile``),
+    then ``shared`` random programs with shared row lists (default 1, 0 when ``small``)."""
     sim = sim_name(sim)
     paths = make_programs(sim, target, seed, programs, small)
     e = {"SME_PROGRAMS": os.pathsep.join(map(str, paths)), "SME_IDLE": idle,
-         "SME_BACKPRESSURE": backpressure, "SME_VECTORS": vectors}
+         "SME_BACKPRESSURE": backpressure, "SME_VECTORS": vectors,
+         "SME_SHARED_PROGRAMS": (0 if small else 1) if shared is None else shared}
     e.update(env or {})
     pats = f"{idle}-{backpressure}".replace(",", "+")
     name = run or f"tile-{'-'.join(tests) if tests else 'all'}-{pats}-s{seed}"

@@ -5,11 +5,13 @@ harness, the benchmarks and the tests all use the same generators):
 
 * :func:`random_q`: a trained-like integer layer on a config's bit pattern;
 * :func:`fitting_layer`: a random layer whose compiled program fits one tile;
-* :func:`random_program`: a hand-made valid program (random cells and descriptors), for block
-  tests that need schedules the compiler would not produce;
+* :func:`random_program`: a hand-made valid program (random cells and descriptors, activations
+  that share row lists), for block tests that need schedules the compiler would not produce;
+* :func:`shared_rowlist_program`: a :func:`random_program` on every lane with much row-list
+  sharing, bounded so that a tile's accumulators hold it;
 * :func:`input_vectors`: input vectors with the extremes (all zero, all maximum) included;
-* :func:`descriptor_memory`: a program's descriptor-memory words, as the controller writes them
-  into the scheduler;
+* :func:`descriptor_memory`, :func:`rowlist_memory`: a program's descriptor-memory and
+  row-list-memory words, as the controller writes them into the scheduler;
 * :func:`random_sample_steps`: splice input (ADC samples with their tags), as payloads and as
   ``golden.splice`` model input.
 
@@ -17,6 +19,8 @@ Everything is drawn from a caller's ``numpy.random.Generator``, so one seed repl
 """
 
 from __future__ import annotations
+
+import dataclasses
 
 import numpy as np
 
@@ -26,8 +30,8 @@ from golden.config import SMEConfig
 from golden.program import ACT_FIELDS, Program, validate
 from golden.quantize import project_levels
 
-__all__ = ["random_q", "fitting_layer", "random_program", "input_vectors", "descriptor_memory",
-           "random_sample_steps"]
+__all__ = ["random_q", "fitting_layer", "random_program", "shared_rowlist_program",
+           "input_vectors", "descriptor_memory", "rowlist_memory", "random_sample_steps"]
 
 
 def random_q(rng: np.random.Generator, shape, cfg: SMEConfig, density: float,
@@ -82,8 +86,17 @@ def fitting_layer(cfg: SMEConfig, rng: np.random.Generator, *, pattern_cfg: SMEC
 
 def random_program(cfg: SMEConfig, rng: np.random.Generator, *, n_xbars: int | None = None,
                    n_steps: int | None = None, k: int | None = None, n: int | None = None,
-                   density: float = 0.7, empty_steps: bool = False) -> Program:
+                   density: float = 0.7, empty_steps: bool = False,
+                   share: float = 0.5) -> Program:
     """A valid program with random cells and descriptors, drawn in one go (never rejected).
+
+    Row lists: an activation joins (with probability ``share``) a row list that an earlier
+    activation of its crossbar holds: it takes that activation's ``window`` and ``inputs``, and
+    its ``rowlist`` id, while its column group, output group, plane, sign and shift stay its
+    own (drawn independently), as "span" squeeze shares one fragment's wordlines between
+    column-group blocks.  Whenever a crossbar has two activations or more, at least one of them
+    shares (unless ``share`` is 0), so every program with a reused crossbar exercises sharing.
+    Ids are numbered 0 .. n-1 in order of first use (``golden.program``'s ``rowlist`` field).
 
     ``n_steps`` steps over ``n_xbars`` crossbars; each (step, crossbar) slot holds an activation
     with probability ``density``, the last step always one.  Without ``empty_steps`` every step
@@ -118,6 +131,20 @@ def random_program(cfg: SMEConfig, rng: np.random.Generator, *, n_xbars: int | N
     acts["shift"][:] = rng.integers(0, cfg.max_shift + 1, m)
     acts["rowlist"][:] = np.arange(m)              # a row list per activation
     inputs = rng.integers(-1, k, size=(m, cfg.ou_rows)).astype(np.int32)
+    joins = rng.random(m) < share
+    rowlist = np.zeros(m, dtype=np.int32)
+    users: dict[int, list[int]] = {}        # crossbar -> its earlier activations
+    n_lists = 0
+    for i in range(m):
+        mine = users.setdefault(int(xbars[i]), [])
+        # a crossbar's second activation always shares (unless share is 0)
+        if mine and (joins[i] or (share > 0 and len(mine) == 1)):
+            j = mine[int(rng.integers(len(mine)))]
+            acts["window"][i], inputs[i], rowlist[i] = acts["window"][j], inputs[j], rowlist[j]
+        else:
+            rowlist[i], n_lists = n_lists, n_lists + 1
+        mine.append(i)
+    acts["rowlist"] = rowlist
     # No source weights: one zero block declares the K x N shape (validate wants the blocks to
     # cover the layer); what the program computes is golden.vmm.effective_weights(p).
     blocks = [(0, 0, np.zeros((k, n), dtype=np.int64))]
@@ -126,13 +153,39 @@ def random_program(cfg: SMEConfig, rng: np.random.Generator, *, n_xbars: int | N
     return p
 
 
-def input_vectors(rng: np.random.Generator, cfg: SMEConfig, m: int, k: int) -> np.ndarray:
-    """``m`` input vectors of ``k`` elements in ``[0, max_input]``; with ``m >= 2`` the first is
-    all zero and the second all maximum (the extremes), the rest random."""
-    x = rng.integers(0, cfg.max_input + 1, size=(m, k))
+def shared_rowlist_program(cfg: SMEConfig, rng: np.random.Generator, *, n_steps: int = 6,
+                           x_max: int = 3, share: float = 0.7) -> Program:
+    """A :func:`random_program` over all ``tile_xbars`` lanes, ``n_steps`` steps, most slots
+    taken and row lists shared with probability ``share``, drawn until no partial sum of any
+    input vector in ``[0, x_max]`` can leave the tile's signed accumulators (a hand-made
+    program is no layer: its sums are not bounded by ``accumulator_bits`` otherwise).
+    ``meta["input_max"]`` records ``x_max`` (:func:`input_vectors` of such a program must stay
+    below it)."""
+    from golden.vmm import effective_weights
+
+    x_max = min(x_max, cfg.max_input)
+    for _ in range(50):
+        p = random_program(cfg, rng, n_xbars=cfg.tile_xbars, n_steps=n_steps, density=0.9,
+                           share=share)
+        # every term counted positive bounds every partial sum, whatever the order
+        unsigned = dataclasses.replace(p, acts={**p.acts, "sign": np.zeros(p.n_act, np.int32)})
+        if x_max * np.abs(effective_weights(unsigned)).sum(axis=0).max() \
+                < 1 << (cfg.accumulator_bits - 1):
+            p.meta["input_max"] = x_max
+            return p
+    raise RuntimeError(f"no random program of {cfg.name} stays inside its accumulators")
+
+
+def input_vectors(rng: np.random.Generator, cfg: SMEConfig, m: int, k: int,
+                  x_max: int | None = None) -> np.ndarray:
+    """``m`` input vectors of ``k`` elements in ``[0, x_max]`` (default ``max_input``); with
+    ``m >= 2`` the first is all zero and the second all ``x_max`` (the extremes), the rest
+    random."""
+    x_max = cfg.max_input if x_max is None else x_max
+    x = rng.integers(0, x_max + 1, size=(m, k))
     if m >= 2:
         x[0] = 0
-        x[1] = cfg.max_input
+        x[1] = x_max
     return x
 
 
@@ -142,6 +195,14 @@ def descriptor_memory(p: Program) -> dict[tuple[int, int], int]:
     items = ti.desc_items(p, p.cfg)
     return {(lane, s): sum(int(w) << (32 * i) for i, w in enumerate(items[s, lane]))
             for s in range(p.n_steps) for lane in range(p.cfg.tile_xbars)}
+
+
+def rowlist_memory(p: Program) -> dict[tuple[int, int], int]:
+    """``{(lane, id): word}`` for every row list of every lane of ``p``: the image's row-list
+    items (``golden.tile_image.rowlist_items``, zero padding included) as integers."""
+    items = ti.rowlist_items(p, p.cfg)
+    return {(lane, j): sum(int(w) << (32 * i) for i, w in enumerate(items[lane, j]))
+            for lane in range(items.shape[0]) for j in range(items.shape[1])}
 
 
 def random_sample_steps(cfg: SMEConfig, rng: np.random.Generator, count: int,

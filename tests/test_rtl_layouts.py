@@ -33,12 +33,16 @@ def test_layout_fields_hold_their_range_in_fewest_bits(name):
                "input bit t": (lay.t, cfg.input_bits - 1),
                "lane": (lay.lane, cfg.tile_xbars - 1),
                "cell address": (lay.cell_addr, cfg.windows * cfg.colgroups - 1),
-               "step address": (lay.step_addr, cfg.tile_steps - 1)}
+               "step address": (lay.step_addr, cfg.tile_steps - 1),
+               "row-list id": (d["rowlist"], cfg.tile_steps - 1),
+               "row-list address": (lay.rowlist_addr, cfg.tile_steps - 1),
+               "row-list count": (lay.n_rowlists, cfg.tile_steps)}
     for what, (shape, top) in largest.items():
         w = Shape.cast(shape).width
         assert top < 2 ** w, f"{what}: {top} does not fit {w} bits"
         assert w == 1 or top >= 2 ** (w - 1), f"{what}: {w} bits where {top} needs fewer"
     assert lay.desc.size == ti.desc_bits(cfg)
+    assert lay.rowlist.size == ti.rowlist_bits(cfg) == cfg.ou_rows * (1 + cfg.input_index_bits)
     assert lay.cell_word.size == cfg.ou_rows * cfg.ou_cols * cfg.cell_bits
     assert {m.name: m.value for m in TileError} == {e.name: e.value for e in ti.TileError}
 
@@ -50,7 +54,7 @@ def test_image_items_unpack_with_rtl_layouts(name):
     rng = np.random.default_rng(7)
     p = random_program(cfg, rng, n_steps=3)
     img = ti.build_image(p)
-    assert len(img) == ti.frame_words(cfg, p.n_steps)
+    assert len(img) == ti.frame_words(cfg, p.n_steps, int(ti.lane_rowlists(p)[1].max()))
     cells = ti.cell_items(p, cfg)
     for x in range(p.n_xbars):
         for w in range(cfg.windows):
@@ -58,8 +62,19 @@ def test_image_items_unpack_with_rtl_layouts(name):
                 v = data.Const(lay.cell_word, _item(cells[x, w * cfg.colgroups + g]))
                 got = [[v[r][c] for c in range(cfg.ou_cols)] for r in range(cfg.ou_rows)]
                 assert got == p.cells[x, w, g].tolist(), (x, w, g)
+    # row lists: lane-major in the frame, right after the cells; ids renumbered per lane
+    rls = ti.rowlist_items(p, cfg)
+    off = ti.HEADER_WORDS + cells.size
+    assert img[6] == rls.shape[1] and np.array_equal(img[off:off + rls.size], rls.ravel())
+    table = {}
+    for lane in range(cfg.tile_xbars):
+        for j in range(rls.shape[1]):
+            v = data.Const(lay.rowlist, _item(rls[lane, j]))
+            table[lane, j] = [v[r].index if v[r].en else -1 for r in range(cfg.ou_rows)]
     descs = ti.desc_items(p, cfg)
+    assert np.array_equal(img[off + rls.size:-1], descs.ravel())
     a = p.acts
+    assert len(set(a["rowlist"].tolist())) < p.n_act, "random_program shared no row list"
     seen = 0
     for s in range(p.n_steps):
         for lane in range(cfg.tile_xbars):
@@ -72,10 +87,10 @@ def test_image_items_unpack_with_rtl_layouts(name):
             assert d.active == 1
             for f in ("window", "colgroup", "outgroup", "plane", "sign", "shift"):
                 assert getattr(d, f) == a[f][i], f
-            for r in range(cfg.ou_rows):
-                assert d.rows[r].en == (p.inputs[i, r] >= 0)
-                if p.inputs[i, r] >= 0:
-                    assert d.rows[r].index == p.inputs[i, r]
+            assert table[lane, d.rowlist] == p.inputs[i].tolist()
+            # activations of one lane share a memory entry exactly when they share an id
+            same = np.flatnonzero((a["xbar"] == lane) & (a["rowlist"] == a["rowlist"][i]))
+            assert {int(ti.lane_rowlists(p)[0][j]) for j in same} == {d.rowlist}
     assert seen == p.n_act
 
 

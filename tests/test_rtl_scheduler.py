@@ -8,7 +8,7 @@ from golden.config import preset
 from rtl.scheduler import Scheduler
 from sim.amaranth_tile import run_body
 from sim.bodies import scheduler_body
-from sim.stimulus import descriptor_memory, random_program
+from sim.stimulus import descriptor_memory, random_program, rowlist_memory
 from tests.rtl_support import run_sim, seeded, write_mem
 
 
@@ -17,13 +17,14 @@ def _setup(cfg, seed, **kw):
     p = random_program(cfg, rng, **kw)
     x = rng.integers(0, cfg.max_input + 1, p.shape[0])
     dut = Scheduler(cfg)
-    items = descriptor_memory(p)
+    items = (rowlist_memory(p), descriptor_memory(p))
     xs = list(x) + [0] * (cfg.tile_inputs - len(x))
     return rng, p, x, dut, items, xs
 
 
 async def _start(ctx, dut, p, items, xs):
-    await write_mem(ctx, dut.ctrl.wr, items)
+    await write_mem(ctx, dut.ctrl.wr_rowlist, items[0])
+    await write_mem(ctx, dut.ctrl.wr, items[1])
     ctx.set(dut.ctrl.x, xs)
     ctx.set(dut.ctrl.n_steps, p.n_steps)
     ctx.set(dut.ctrl.start, 1)

@@ -10,7 +10,7 @@ from golden.config import preset
 from golden.program import validate
 from golden.scheduler import issue_trace
 from sim.amaranth_tile import tile_load, tile_vector
-from sim.stimulus import fitting_layer, random_program
+from sim.stimulus import fitting_layer, input_vectors, random_program, shared_rowlist_program
 from tests.rtl_support import TileHarness, run_sim, seeded, tile_error
 
 PRESETS = ["tiny", "tiny_mlc", "fpga_small"]
@@ -30,7 +30,7 @@ def run_program(cfg, p, X, seed, p_idle=0.3):
             got.append(await tile_vector(ctx, tile, x, p.shape[1], rng))
         status["end"] = ctx.get(tile.status)
 
-    img_words = ti.frame_words(cfg, p.n_steps)
+    img_words = len(ti.build_image(p, cfg))
     per_vec = p.shape[0] + p.shape[1] + vmm.predicted_cycles(p) + tile.latency + 10
     run_sim(h.top, tb, processes=[h.monitor], max_cycles=4 * (img_words + len(X) * per_vec) + 500)
     Y, clipped = vmm.run(p, X)
@@ -99,7 +99,8 @@ def test_tile_counts_clipped_samples(name, adc_bits):
     cfg = preset(name).replace(adc_bits=adc_bits)
     rng = np.random.default_rng(adc_bits)
     p = random_program(cfg, rng, n_xbars=cfg.tile_xbars, n_steps=3, k=6, n=8, density=1.0)
-    p.inputs[:] = rng.integers(0, 6, size=p.inputs.shape)
+    rows = rng.integers(0, 6, size=(p.acts["rowlist"].max() + 1, cfg.ou_rows))
+    p.inputs[:] = rows[p.acts["rowlist"]]                 # full rows, row lists still shared
     X = np.full((2, 6), cfg.max_input)
     assert vmm.run(p, X)[1] > 0
     run_program(cfg, p, X, adc_bits)
@@ -124,6 +125,27 @@ def test_tile_program_with_empty_steps(name):
     run_program(cfg, p, x, 9)
 
 
+@pytest.mark.parametrize("name", PRESETS)
+def test_tile_shared_row_lists(name):
+    """Activations that share one row list (one wordline list, several column groups with their
+    own output group, plane, sign and shift, as span squeeze emits): the tile stores each list
+    once per lane and still equals the golden model, outputs and cycles."""
+    cfg = preset(name)
+    seed = zlib.crc32(f"shared {name}".encode()) % 10000
+    rng = np.random.default_rng(seed)
+    p = shared_rowlist_program(cfg, rng)
+    ids, lanes = p.acts["rowlist"], p.acts["xbar"]
+    shared = [i for i in range(p.n_act) if np.sum(ids == ids[i]) > 1]
+    assert len(shared) >= cfg.tile_xbars, "too little sharing drawn"
+    # the sharers differ in their tags, so a tag taken from the wrong activation shows
+    assert any(len({(int(p.acts["plane"][j]), int(p.acts["colgroup"][j]))
+                    for j in np.flatnonzero(ids == ids[i])}) > 1 for i in shared)
+    _, counts, _ = ti.lane_rowlists(p)
+    assert counts.sum() == len(set(ids.tolist())) < p.n_act
+    assert all(counts[x] == len(set(ids[lanes == x].tolist())) for x in range(cfg.tile_xbars))
+    run_program(cfg, p, input_vectors(rng, cfg, 3, p.shape[0], p.meta["input_max"]), seed)
+
+
 @pytest.mark.slow
 def test_tile_default_preset_one_vector():
     cfg = preset("default")
@@ -134,14 +156,17 @@ def test_tile_default_preset_one_vector():
 
 
 @pytest.mark.parametrize("cfg", [
-    preset("tiny").replace(name="tiny_wide_k", tile_inputs=128),
-    preset("fpga_ice40").replace(name="ice40_ou4x4", ou_rows=4, ou_cols=4)],
+    # row lists of 2 words, cells and descriptors of 1
+    preset("tiny").replace(name="tiny_wide_k", tile_inputs=128, ou_rows=8),
+    # cells of 2 words, row lists and descriptors of 1
+    preset("fpga_ice40").replace(name="ice40_ou4x16", ou_rows=4, ou_cols=16, tile_outputs=16)],
     ids=lambda c: c.name)
 def test_tile_cell_and_descriptor_items_of_different_word_counts(cfg):
-    """Regression: when a cell item and a descriptor item span different numbers of 32-bit
+    """Regression: when cell, row-list and descriptor items span different numbers of 32-bit
     words, each memory must take its own item's words from the load frame."""
     from sim.amaranth_tile import simulate
-    assert ti.cell_words(cfg) != ti.desc_words(cfg)
+    widths = (ti.cell_words(cfg), ti.rowlist_words(cfg), ti.desc_words(cfg))
+    assert len(set(widths)) == 2, widths
     rng = np.random.default_rng(11)
     q = np.zeros((6, 4), dtype=np.int64)
     q[np.arange(4), np.arange(4)] = [1, 2, 1, 3 if cfg.weight_bits > 1 else 1]
