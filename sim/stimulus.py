@@ -129,7 +129,6 @@ def random_program(cfg: SMEConfig, rng: np.random.Generator, *, n_xbars: int | N
     acts["plane"][:] = rng.integers(0, cfg.planes, m)
     acts["sign"][:] = rng.integers(0, 2, m)
     acts["shift"][:] = rng.integers(0, cfg.max_shift + 1, m)
-    acts["rowlist"][:] = np.arange(m)              # a row list per activation
     inputs = rng.integers(-1, k, size=(m, cfg.ou_rows)).astype(np.int32)
     joins = rng.random(m) < share
     rowlist = np.zeros(m, dtype=np.int32)

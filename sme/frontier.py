@@ -16,13 +16,12 @@ squeeze mode of :data:`SQUEEZES` with :func:`sme.report.layer_row`.  A **frontie
   a row list, shared by the blocks of its group, and a class tag per block), per weight of the
   network (a weight itself takes ``weight_bits``);
 * ``descriptor_bits`` / ``descriptor_per_weight``: what the tile's **descriptor memory**
-  holds, where the index lives in hardware: one descriptor per OU activation
-  (:func:`golden.tile_image.desc_bits`: active, window, column group, output group, plane,
-  sign, shift, and per wordline an enable bit and an input index), for a tile as wide as each
-  layer (``tile_inputs = K``, ``tile_outputs = N``).  Span squeeze stores the wordlines once
-  per row list: per activation the scalar fields plus a row-list pointer of
-  ceil(log2 row lists) bits, per row list ``ou_rows`` x (enable bit + input index)
-  (:func:`descriptor_bits`);
+  holds, where the index lives in hardware (:func:`golden.tile_image.desc_memory_bits`, the
+  tile's own field widths): one descriptor per OU activation (active, window, column group,
+  output group, plane, sign, shift, row-list id) and one *row list* per distinct list of
+  wordline inputs (``ou_rows`` x (enable bit + input index)), for a tile as wide as each layer
+  (``tile_inputs = K``, ``tile_outputs = N``).  Row and segment squeeze have a row list per
+  activation; span squeeze one per block group, shared by its blocks (:func:`descriptor_bits`);
 * ``weight_error``: mean over layers of ||W_hat - W||_F / ||W||_F (W_hat = q * alpha);
   ``output_error`` (with Gram matrices): mean over the ``groups == 1`` layers of
   ||X W_hat - X W||_F / ||X W||_F on the calibration inputs;
@@ -58,10 +57,10 @@ from typing import Callable
 
 import numpy as np
 
-from golden.config import PATTERN_POINTS, ConfigError, SMEConfig, ceil_log2, pattern_point
+from golden.config import PATTERN_POINTS, ConfigError, SMEConfig, pattern_point
 from golden.fileio import OutputSet
 from golden.quantize import output_error
-from golden.tile_image import desc_bits, desc_fields, row_fields
+from golden.tile_image import desc_memory_bits
 
 from .report import layer_row, layer_weights, quantize_layer, rd_importance
 from .workloads.networks import Network
@@ -100,16 +99,13 @@ def split_label(label: str) -> tuple[str, float]:
 
 def descriptor_bits(cfg: SMEConfig, k: int, n: int, squeeze: str, n_act: int,
                     n_rowlists: int) -> int:
-    """Descriptor-memory bits of a K x N layer's program on a tile as wide as the layer.
-    Row and segment squeeze: ``n_act`` descriptors of :func:`golden.tile_image.desc_bits` (the
-    scalar fields and ``ou_rows`` wordline entries each).  Span squeeze: the scalar fields and a
-    row-list pointer per activation, the wordline entries once per row list."""
+    """Descriptor-memory bits of a K x N layer's program on a tile as wide as the layer
+    (:func:`golden.tile_image.desc_memory_bits`): ``n_act`` descriptors and the row lists,
+    one per activation in row and segment squeeze, ``n_rowlists`` (one per block group) in
+    span squeeze."""
     cu = cfg.ou_cols
     wide = cfg.replace(tile_inputs=max(1, k), tile_outputs=max(cu, -(-n // cu) * cu))
-    if squeeze != "span":
-        return n_act * desc_bits(wide)
-    scalar = sum(w for _, w in desc_fields(wide)) + ceil_log2(max(1, n_rowlists))
-    return n_act * scalar + n_rowlists * cfg.ou_rows * sum(w for _, w in row_fields(wide))
+    return desc_memory_bits(wide, n_act, n_rowlists if squeeze == "span" else n_act)
 
 
 def layer_point(layer, index: int, w: np.ndarray, cfg: SMEConfig, *, seed: int = 0,

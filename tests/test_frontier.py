@@ -156,15 +156,15 @@ def test_golden_backend_runs_given_integers_and_checks_their_pattern():
 
 def test_span_descriptor_stores_each_row_list_once():
     """Descriptor memory of a 300 x 40 layer on ``default`` (14 windows, 16 column groups,
-    5 output groups, 8 planes, shift 0..7): scalar fields 1 + 4 + 4 + 3 + 3 + 1 + 3 = 19 bits;
-    a wordline entry = enable + ceil(log2 300) = 10 bits, 9 per OU.  Segment squeeze: every
-    activation carries its 9 entries; span squeeze: a row-list pointer per activation and the
-    entries once per row list."""
+    5 output groups, 8 planes, shift 0..7): scalar fields 1 + 4 + 4 + 3 + 3 + 1 + 3 = 19 bits
+    and the tile's row-list id, ceil(log2 tile_rowlists = 2048) = 11 bits; a wordline entry =
+    enable + ceil(log2 300) = 10 bits, 9 per row list (tile image version 2).  Segment
+    squeeze: a row list per activation; span squeeze: one per row list of the program."""
     from golden.compiler import compile_matrix
     from sim.stimulus import random_q
     cfg = pattern_point(preset("default"), "fragment-3")
-    assert F.descriptor_bits(cfg, 300, 40, "segment", 100, 100) == 100 * (19 + 90)
-    assert F.descriptor_bits(cfg, 300, 40, "span", 100, 40) == 100 * (19 + 6) + 40 * 90
+    assert F.descriptor_bits(cfg, 300, 40, "segment", 100, 100) == 100 * (30 + 90)
+    assert F.descriptor_bits(cfg, 300, 40, "span", 100, 40) == 100 * 30 + 40 * 90
     q = random_q(np.random.default_rng(3), (300, 40), cfg, 0.6)
     span = compile_matrix(q, cfg, squeeze="span")
     seg = compile_matrix(q, cfg, squeeze="segment")

@@ -49,15 +49,17 @@ def run_program(cfg, p, X, seed, p_idle=0.3):
 
 
 @pytest.mark.parametrize("name", PRESETS)
-@pytest.mark.parametrize("squeeze", ["row", "segment"])
+@pytest.mark.parametrize("squeeze", ["row", "segment", "span"])
 @pytest.mark.parametrize("pattern", ["window", "max_ones", "uniform", "fragment"])
 def test_tile_matches_golden(name, squeeze, pattern):
     cfg = preset(name)
     seed = zlib.crc32(f"{name} {squeeze} {pattern}".encode()) % 10000
     rng = np.random.default_rng(seed)
     pcfg = cfg.replace(pattern=pattern)
-    q = fitting_layer(cfg, rng, pattern_cfg=pcfg)
+    q = fitting_layer(cfg, rng, pattern_cfg=pcfg, squeezes=(squeeze,))
     p = compiler.compile_matrix(q, pcfg, squeeze=squeeze)
+    # every row list is stored once, in its own lane's memory
+    assert ti.lane_rowlists(p)[1].sum() == p.n_rowlists
     X = rng.integers(0, cfg.max_input + 1, size=(3, q.shape[0]))
     X[0] = cfg.max_input
     run_program(cfg, p, X, seed)
