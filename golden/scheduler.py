@@ -5,6 +5,13 @@ program (inner loop), each crossbar lane that has an activation in step s fires 
 wordline bits ``bit t of x[row index]`` (0 for an unused row, index -1).  :func:`issue_trace`
 lists exactly those issues in order, so ``len(issue_trace(p, x)) == golden.vmm.predicted_cycles(p)``
 and an empty step still takes its cycle (it issues no lane).
+
+The wordline inputs come from the program's expanded ``inputs`` (one row per activation); the
+RTL reads them from each lane's row-list memory at the descriptor's row-list id
+(``golden/tile_image.py``), so activations that share a row list must issue the same
+wordline bits with their own tags.  The trace does not depend on the scheduler's pipeline
+depth: row lists added a stage to ``rtl.scheduler.Scheduler.latency`` (3 -> 4 cycles from
+``start`` to the first issue) and changed no issue cycle.
 """
 
 from __future__ import annotations

@@ -51,8 +51,9 @@ class Controller(TileComponent):
 
     * ``i_load``: a load first clears ``loaded``, ``error`` and ``clip_count``, checks the
       header words as they arrive, writes the cell, row-list and descriptor memories, then
-      compares the CRC; ``loaded`` rises only if all checks pass.  On an error the rest of the frame (up to
-      ``last``) is discarded.
+      compares the CRC; ``loaded`` rises only if all checks pass.  On an error the rest of the
+      frame (up to ``last``) is discarded.  A version-1 frame (no row lists) is refused with
+      ``BAD_FRAME``.
     * ``i_vec``: with a program loaded exactly K elements make a vector (``last`` is ignored);
       without one the vector (up to ``last``) is discarded and ``error`` becomes
       ``NO_PROGRAM``.  A load frame takes priority over a vector when both wait.
@@ -63,8 +64,8 @@ class Controller(TileComponent):
       datapath with it.  A new vector after an abort computes from scratch.
 
     States: Idle; Load-Header, Load-Cells, Load-Rowlists, Load-Descriptors, Load-Checksum,
-    Load-Verify (a frame), Drain-Frame (the rest of a bad frame); Receive-Vector, Start, Run, Emit (a vector),
-    Drain-Vector (a vector without a program).
+    Load-Verify (a frame), Drain-Frame (the rest of a bad frame); Receive-Vector, Start, Run,
+    Emit (a vector), Drain-Vector (a vector without a program).
 
     Latency
     -------
@@ -144,6 +145,24 @@ class Controller(TileComponent):
                 m.d.sync += error.eq(TileError.BAD_FRAME)
 
         @contextlib.contextmanager
+        def lane_major(words, wr_en, depth):
+            """Take the body words of lane-major items (lane, then address 0 .. depth-1) of
+            ``words`` words each, pulsing ``wr_en`` on each item's last word; the ``with``
+            body is the logic of the last item of the last lane (the next state)."""
+            m.d.comb += ld.ready.eq(1)
+            with m.If(ld.valid):
+                m.d.sync += sub.eq(sub + 1)
+                with m.If(sub == words - 1):
+                    m.d.comb += wr_en.eq(1)
+                    m.d.sync += [sub.eq(0), addr.eq(addr + 1)]
+                    with m.If(addr == depth - 1):
+                        m.d.sync += [addr.eq(0), lane.eq(lane + 1)]
+                        with m.If(lane == lanes - 1):
+                            m.d.sync += lane.eq(0)
+                            yield
+                take_word()
+
+        @contextlib.contextmanager
         def state(name):
             """An FSM state whose transitions ``abort`` overrides: back to idle at once."""
             with m.State(name):
@@ -203,40 +222,20 @@ class Controller(TileComponent):
                                 fail(TileError.TOO_BIG)
 
             with state("Load-Cells"):
-                m.d.comb += ld.ready.eq(1)
-                with m.If(ld.valid):
-                    m.d.sync += sub.eq(sub + 1)
-                    with m.If(sub == cw - 1):
-                        m.d.comb += self.xbar.wr.en.eq(1)
-                        m.d.sync += [sub.eq(0), addr.eq(addr + 1)]
-                        with m.If(addr == ous - 1):
-                            m.d.sync += [addr.eq(0), lane.eq(lane + 1)]
-                            with m.If(lane == lanes - 1):
-                                m.d.sync += lane.eq(0)
-                                with m.If(n_rowlists != 0):
-                                    m.next = "Load-Rowlists"
-                                with m.Elif(n_steps != 0):
-                                    m.next = "Load-Descriptors"
-                                with m.Else():
-                                    m.next = "Load-Checksum"
-                    take_word()
+                with lane_major(cw, self.xbar.wr.en, ous):
+                    with m.If(n_rowlists != 0):
+                        m.next = "Load-Rowlists"
+                    with m.Elif(n_steps != 0):
+                        m.next = "Load-Descriptors"
+                    with m.Else():
+                        m.next = "Load-Checksum"
 
             with state("Load-Rowlists"):
-                m.d.comb += ld.ready.eq(1)
-                with m.If(ld.valid):
-                    m.d.sync += sub.eq(sub + 1)
-                    with m.If(sub == rw - 1):
-                        m.d.comb += self.sched.wr_rowlist.en.eq(1)
-                        m.d.sync += [sub.eq(0), addr.eq(addr + 1)]
-                        with m.If(addr == n_rowlists - 1):
-                            m.d.sync += [addr.eq(0), lane.eq(lane + 1)]
-                            with m.If(lane == lanes - 1):
-                                m.d.sync += lane.eq(0)
-                                with m.If(n_steps == 0):
-                                    m.next = "Load-Checksum"
-                                with m.Else():
-                                    m.next = "Load-Descriptors"
-                    take_word()
+                with lane_major(rw, self.sched.wr_rowlist.en, n_rowlists):
+                    with m.If(n_steps == 0):
+                        m.next = "Load-Checksum"
+                    with m.Else():
+                        m.next = "Load-Descriptors"
 
             with state("Load-Descriptors"):
                 m.d.comb += ld.ready.eq(1)

@@ -86,24 +86,24 @@ class Scheduler(TileComponent):
         last_step = (step == ctrl.n_steps - 1)
         last_bit = (t == cfg.input_bits - 1)
 
-        descs, rowlists = [], []
-        for lane in range(lanes):
-            mem = memory.Memory(shape=lay.desc, depth=cfg.tile_steps, init=[])
-            m.submodules[f"desc_mem{lane}"] = mem
+        def lane_memory(name, shape, depth, wr, lane, addr, en):
+            """Lane ``lane``'s memory, written through ``wr``, read (registered) at ``addr``
+            when ``en``; returns its read data."""
+            mem = memory.Memory(shape=shape, depth=depth, init=[])
+            m.submodules[f"{name}{lane}"] = mem
             wp = mem.write_port()
             rp = mem.read_port(domain="sync", transparent_for=())
-            m.d.comb += [wp.addr.eq(ctrl.wr.addr), wp.data.eq(ctrl.wr.data),
-                         wp.en.eq(ctrl.wr.en & (ctrl.wr.lane == lane)),
-                         rp.addr.eq(step), rp.en.eq(adv1)]
-            descs.append(rp.data)
-            rmem = memory.Memory(shape=lay.rowlist, depth=cfg.effective_tile_rowlists, init=[])
-            m.submodules[f"rowlist_mem{lane}"] = rmem
-            wp = rmem.write_port()
-            rrp = rmem.read_port(domain="sync", transparent_for=())
-            m.d.comb += [wp.addr.eq(ctrl.wr_rowlist.addr), wp.data.eq(ctrl.wr_rowlist.data),
-                         wp.en.eq(ctrl.wr_rowlist.en & (ctrl.wr_rowlist.lane == lane)),
-                         rrp.addr.eq(rp.data.rowlist), rrp.en.eq(adv2)]
-            rowlists.append(rrp.data)
+            m.d.comb += [wp.addr.eq(wr.addr), wp.data.eq(wr.data),
+                         wp.en.eq(wr.en & (wr.lane == lane)), rp.addr.eq(addr), rp.en.eq(en)]
+            return rp.data
+
+        descs = [lane_memory("desc_mem", lay.desc, cfg.tile_steps, ctrl.wr, lane, step, adv1)
+                 for lane in range(lanes)]
+        # Stage 2 reads each lane's row list at the descriptor's ``rowlist``, straight from the
+        # descriptor memory's output (a block RAM to block RAM address path, no logic between).
+        rowlists = [lane_memory("rowlist_mem", lay.rowlist, cfg.effective_tile_rowlists,
+                                ctrl.wr_rowlist, lane, d.rowlist, adv2)
+                    for lane, d in enumerate(descs)]
 
         with m.If(adv1):
             m.d.sync += [v1.eq(fetch), t1.eq(t), last1.eq(last_step & last_bit)]
@@ -117,8 +117,7 @@ class Scheduler(TileComponent):
         with m.If(ctrl.start):
             m.d.sync += [running.eq(ctrl.n_steps != 0), step.eq(0), t.eq(0)]
 
-        # Stage 2: the row-list memories read at each descriptor's ``rowlist`` (above); the
-        # descriptors registered beside them.
+        # Stage 2: the descriptors registered beside the row lists read (above).
         descs2 = [Signal(lay.desc, name=f"desc2_{lane}") for lane in range(lanes)]
         with m.If(adv2):
             m.d.sync += [v2.eq(v1), t2.eq(t1), last2.eq(last1)]

@@ -102,7 +102,9 @@ def emit(cfg: SMEConfig, top: str = "sme_tile", *, clock: float = BOARD_CLOCK,
     text = verilog.convert(component, name=top, emit_src=False)
     sidecar = {
         "top": top, "config": cfg.to_dict(),
-        "derived": {"tile_steps": cfg.tile_steps, "accumulator_bits": cfg.accumulator_bits,
+        "derived": {"tile_steps": cfg.tile_steps, "tile_rowlists": cfg.effective_tile_rowlists,
+                    "rowlist_words": ti.rowlist_words(cfg),
+                    "accumulator_bits": cfg.accumulator_bits,
                     "adc_max": cfg.adc_max, "config_id": ti.config_id(cfg),
                     "image_version": ti.VERSION, "cell_words": ti.cell_words(cfg),
                     "desc_words": ti.desc_words(cfg),

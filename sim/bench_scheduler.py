@@ -1,10 +1,10 @@
 """cocotb bench of the grouped row scheduler (``rtl/scheduler.py``) in emitted Verilog.
 
 ``scheduler_trace`` runs the test body of the Amaranth-simulator test,
-:func:`sim.bodies.scheduler_body`: random valid programs (``sim.stimulus.random_program``) are
-written into the row-list and descriptor memories, a vector is started, and every issued step must equal
-the golden issue trace (``golden.scheduler.issue_trace``), in order, under the
-``SME_BACKPRESSURE`` pattern on ``o_stream``.  ``scheduler_throughput``: without backpressure
+:func:`sim.bodies.scheduler_body`: random valid programs (``sim.stimulus.random_program``, with
+shared row lists) are written into the row-list and descriptor memories, a vector is started,
+and every issued step must equal the golden issue trace (``golden.scheduler.issue_trace``), in
+order, under the ``SME_BACKPRESSURE`` pattern on ``o_stream``.  ``scheduler_throughput``: without backpressure
 the steps must issue on consecutive cycles, ``latency`` cycles after ``start``.
 """
 
@@ -13,7 +13,7 @@ from __future__ import annotations
 import cocotb
 from cocotb.triggers import ClockCycles, RisingEdge
 
-from .bodies import scheduler_body
+from .bodies import scheduler_body, write_memory
 from .stimulus import descriptor_memory, random_program, rowlist_memory
 from .streams import Pattern, StreamSink, pack
 from .tb import Bench, CocotbIO, env_int
@@ -22,20 +22,9 @@ from .tb import Bench, CocotbIO, env_int
 async def _load_and_start(b, p, x):
     dut, cfg, lay = b.dut, b.cfg, b.lay
     dut.ctrl__start.value = 0
-    for (lane, rid), word in rowlist_memory(p).items():
-        dut.ctrl__wr_rowlist__lane.value = lane
-        dut.ctrl__wr_rowlist__addr.value = rid
-        dut.ctrl__wr_rowlist__data.value = word
-        dut.ctrl__wr_rowlist__en.value = 1
-        await RisingEdge(b.clk)
-    dut.ctrl__wr_rowlist__en.value = 0
-    for (lane, step), word in descriptor_memory(p).items():  # zero words for idle lanes
-        dut.ctrl__wr__lane.value = lane
-        dut.ctrl__wr__addr.value = step
-        dut.ctrl__wr__data.value = word
-        dut.ctrl__wr__en.value = 1
-        await RisingEdge(b.clk)
-    dut.ctrl__wr__en.value = 0
+    io = CocotbIO(b, {})
+    await write_memory(io, "ctrl.wr_rowlist", rowlist_memory(p))
+    await write_memory(io, "ctrl.wr", descriptor_memory(p))      # zero words for idle lanes
     xs = [int(v) for v in x] + [0] * (cfg.tile_inputs - len(x))
     dut.ctrl__x.value = pack(lay.x, xs)
     dut.ctrl__n_steps.value = p.n_steps

@@ -186,8 +186,8 @@ async def tile_vectors(dut):
 @cocotb.test()
 async def tile_bad_frames(dut):
     """Vector before a program, corrupt frames (checksum, truncated, wrong config, too big,
-    bad magic, over-long): the tile reports ``check_image``'s code, stays unloaded, and a
-    good frame afterwards works."""
+    bad magic, over-long, a version-1 frame): the tile reports ``check_image``'s code, stays
+    unloaded, and a good frame afterwards works."""
     b = Bench(dut, salt=2)
     cfg = b.cfg
     io = TileIO(b, b.pattern("SME_IDLE", salt=1), b.pattern("SME_BACKPRESSURE", salt=2))
@@ -213,12 +213,15 @@ async def tile_bad_frames(dut):
         "wrong config": good[:2] + [good[2] ^ 0x10] + good[3:],
         "bad magic": [good[0] ^ 1] + good[1:],
         "too many steps": good[:3] + [cfg.tile_steps + 1] + good[4:],
+        "too many row lists": good[:6] + [cfg.effective_tile_rowlists + 1] + good[7:],
+        "version 1 frame": good[:1] + [1] + good[2:6] + good[7:],
         "over-long": good + [0],
     }
     if env_str("SME_SHORT_FRAMES", "0") == "1":
         # Big configs: frames whose error shows in the header end right after it (the tile
         # reports the same code; only the drain of the rest is not exercised).
-        for what in ("wrong config", "bad magic", "too many steps"):
+        for what in ("wrong config", "bad magic", "too many steps", "too many row lists",
+                     "version 1 frame"):
             cases[what] = cases[what][:ti.HEADER_WORDS + 2]
         cases["truncated"] = good[:ti.HEADER_WORDS + 3]
     for what, words in cases.items():

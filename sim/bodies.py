@@ -23,7 +23,7 @@ from golden.splice import splice_accumulate
 from .models import decode_step
 from .stimulus import descriptor_memory, rowlist_memory
 
-__all__ = ["splice_body", "scheduler_body"]
+__all__ = ["splice_body", "scheduler_body", "write_memory"]
 
 
 async def splice_body(io, cfg, payloads, model, latency: int, label: str = "") -> None:
@@ -47,6 +47,18 @@ async def splice_body(io, cfg, payloads, model, latency: int, label: str = "") -
     assert not_ready == 0, f"{label}: i_stream.ready dropped {not_ready} times"
 
 
+async def write_memory(io, port: str, items: dict) -> None:
+    """Write ``{(lane, addr): word}`` through the ``MemWriteSignature`` port ``port``, one
+    item per cycle."""
+    for (lane, addr), word in items.items():
+        io.set(f"{port}.lane", lane)
+        io.set(f"{port}.addr", addr)
+        io.set(f"{port}.data", word)
+        io.set(f"{port}.en", 1)
+        await io.tick()
+    io.set(f"{port}.en", 0)
+
+
 async def scheduler_body(io, cfg, p, x, label: str = "") -> None:
     """Write program ``p``'s row-list memories through ``ctrl.wr_rowlist`` and its descriptor
     memory through ``ctrl.wr``, start a vector ``x``; the
@@ -54,20 +66,8 @@ async def scheduler_body(io, cfg, p, x, label: str = "") -> None:
     :func:`golden.scheduler.issue_trace`, in order, ``last`` on the final one only; afterwards
     nothing more is offered and ``ctrl.done`` is high."""
     expected = issue_trace(p, x)
-    for (lane, rid), word in rowlist_memory(p).items():
-        io.set("ctrl.wr_rowlist.lane", lane)
-        io.set("ctrl.wr_rowlist.addr", rid)
-        io.set("ctrl.wr_rowlist.data", word)
-        io.set("ctrl.wr_rowlist.en", 1)
-        await io.tick()
-    io.set("ctrl.wr_rowlist.en", 0)
-    for (lane, step), word in descriptor_memory(p).items():   # zero words for idle lanes
-        io.set("ctrl.wr.lane", lane)
-        io.set("ctrl.wr.addr", step)
-        io.set("ctrl.wr.data", word)
-        io.set("ctrl.wr.en", 1)
-        await io.tick()
-    io.set("ctrl.wr.en", 0)
+    await write_memory(io, "ctrl.wr_rowlist", rowlist_memory(p))
+    await write_memory(io, "ctrl.wr", descriptor_memory(p))    # zero words for idle lanes
     io.set("ctrl.x", [int(v) for v in x] + [0] * (cfg.tile_inputs - len(x)))
     io.set("ctrl.n_steps", p.n_steps)
     io.set("ctrl.start", 1)

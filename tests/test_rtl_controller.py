@@ -49,6 +49,10 @@ def _bad_frames():
         "one word too many": (np.r_[img, img[-1]], ti.TileError.BAD_FRAME),
         "bad magic": (flip(0), ti.TileError.BAD_FRAME),
         "bad version": (_recrc(flip(1, 2)), ti.TileError.BAD_FRAME),
+        # a version-1 frame (descriptors with their own rows, a 6-word header) is refused
+        "version 1 frame": (_recrc(np.r_[img[:1], 1, img[2:6], img[7:]]), ti.TileError.BAD_FRAME),
+        "too many row lists": (_recrc(np.r_[img[:6], CFG.tile_steps + 1, img[7:]]),
+                               ti.TileError.TOO_BIG),
         "wrong config": (ti.build_image(other), ti.TileError.BAD_CONFIG),
         "too many steps": (_recrc(too_big), ti.TileError.TOO_BIG),
         "zero inputs": (_recrc(np.r_[img[:4], 0, img[5:]]), ti.TileError.TOO_BIG),
