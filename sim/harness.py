@@ -36,7 +36,6 @@ from pathlib import Path
 import numpy as np
 
 from golden.config import PRESETS, SMEConfig, preset
-from golden.program import FORMAT_VERSION
 
 from .stimulus import fitting_layer
 
@@ -175,12 +174,15 @@ def build(sim: str, target: str, top: str):
 def make_programs(sim: str, target: str, seed: int, count: int = 2,
                   small: bool = False) -> list[Path]:
     """Program files for ``target`` made by the ``sme compile`` CLI from random integer
-    layers: ``count`` programs alternating segment and row squeeze.  Cached by config and
-    seed (a changed preset gets fresh programs)."""
+    layers: ``count`` programs alternating segment and row squeeze.  Cached by config, seed
+    and the code of ``golden/program.py`` and ``golden/compiler.py`` (a changed preset or
+    compiler gets fresh programs)."""
     cfg = target_config(target)
     name, changes = TARGETS[target]
-    # keyed by config and program file format: a new format gets fresh files
-    key = zlib.crc32(f"{cfg.to_json()} {FORMAT_VERSION}".encode())
+    # keyed by config and by the compiler and program-file code: a changed format, statistic
+    # or packing gets fresh files instead of a cached file the loader refuses
+    code = b"".join((ROOT / "golden" / f).read_bytes() for f in ("program.py", "compiler.py"))
+    key = zlib.crc32(cfg.to_json().encode() + code)
     out = build_dir(sim, target) / "programs" / f"{key:08x}"
     paths = []
     with _locked(out):
