@@ -36,7 +36,12 @@ Three squeeze granularities compile to the same :class:`~golden.program.Program`
     index however many planes it spans.  Wordlines of a row list without a fragment row stay
     off.  Block groups are packed into windows first-fit decreasing by width; a config with
     fewer column groups than planes cuts fragment rows into chunks of ``colgroups`` planes.
-    ``reorder`` and ``balance`` act on block groups and windows as segment squeeze's do on blocks.
+    The partial last group of a class moves, when it fits, into the free rows of a wider class
+    of the same output group and sign whose planes cover it.  ``reorder=True`` orders the
+    fragment rows of a class by their plane set, heaviest first, before filling its groups (a
+    group of rows with equal plane sets needs no block for a plane none of them uses);
+    ``reorder=False`` fills them by input.  ``balance`` deals windows round-robin over the
+    crossbars (``False``: crossbar after crossbar).
 
 Scheduling (SPEC 3.5): an activation reads the rows of one OU window that share output
 group and significance (plane, sign, shift); each crossbar issues one activation per step and
@@ -426,28 +431,28 @@ def _span_squeeze(blocks, shape, cfg: SMEConfig, reorder: bool, balance: bool):
     umask = (unz.astype(np.int64) << np.arange(Wc)).sum(axis=1) << (ch * Wc) if n else \
         np.zeros(0, dtype=np.int64)
     os_id = outg.astype(np.int64) * 2 + sg
-    kmax = max(1, shape[0])
-    tie = inp.astype(np.int64)
-    if reorder:                         # heaviest first: even ADC column sums across groups
-        wmax = cu * int(cfg.max_magnitude) + 1
-        tie = (wmax - 1 - mags.sum(axis=1, dtype=np.int64)) * kmax + tie
-    else:
-        wmax = 1
+    # reorder: heaviest units first (a group's rows then have similar magnitudes)
+    light = -mags.sum(axis=1, dtype=np.int64) if reorder else np.zeros(n, dtype=np.int64)
 
     def by_class(lo_, span_):
         return (os_id * P + lo_) * (Wc + 1) + span_
 
     # Classes (outgroup, sign, lo, span); the last partial block group of a class moves into
     # the free rows of a wider class of the same output group and sign that covers its planes.
-    order = np.argsort(by_class(lo, span) * (kmax * wmax) + tie, kind="stable")
-    inp, os_id, lo, span, mags, umask, tie = (
-        x[order] for x in (inp, os_id, lo, span, mags, umask, tie))
+    order = np.lexsort((inp, light, by_class(lo, span)))
+    inp, os_id, lo, span, mags, umask, light = (
+        x[order] for x in (inp, os_id, lo, span, mags, umask, light))
     clo, cspan = _fill_partial_groups(by_class(lo, span), os_id, lo, span, ru, P, Wc)
-    # Pack each container class ou_rows units at a time into block groups.
-    order = np.argsort(by_class(clo, cspan) * (kmax * wmax) + tie, kind="stable")
+    # Pack each container class ou_rows units at a time into block groups, in order: with
+    # reorder, units of one plane set (relative to the container) next to each other, so that
+    # a group's blocks hold few zero rows (a plane no unit of a group uses gets no block);
+    # without, by input.
+    keys = (inp, light, umask >> clo, by_class(clo, cspan)) if reorder else \
+        (inp, by_class(clo, cspan))
+    order = np.lexsort(keys)
     inp, os_id, clo, cspan, mags, umask = (
         x[order] for x in (inp, os_id, clo, cspan, mags, umask))
-    starts, ngrp, grp, row = _deal(by_class(clo, cspan), ru, reorder)
+    starts, ngrp, grp, row = _deal(by_class(clo, cspan), ru, False)
     n_grp = int(ngrp.sum())
     gstart = starts[np.repeat(np.arange(len(starts)), ngrp)] if n_grp else starts
     # A group gets a block for every plane of its container that one of its units uses (a

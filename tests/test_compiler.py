@@ -237,3 +237,20 @@ def test_span_fills_free_rows_of_a_wider_group(short, lists, blocks):
     assert (p.n_rowlists, p.n_act) == (lists, blocks)
     X = input_vectors(np.random.default_rng(0), cfg, 3, q.shape[0])
     np.testing.assert_array_equal(run(p, X)[0], X @ q)
+
+
+def test_span_reorder_groups_rows_by_plane_set():
+    """Nine fragment rows on planes {0, 1, 2} and nine on {0, 2}, interleaved by input and by
+    weight: by input (or by weight alone) every block group mixes them (3 + 3 blocks);
+    reordered, each group holds one plane set and the {0, 2} group needs no block for plane 1
+    (3 + 2 blocks)."""
+    cfg = preset("default")
+    q = np.zeros((18, 8), dtype=np.int64)
+    for j in range(8):                  # weights 7, 14, .. 56 and 5, 10, .. 40
+        q[2 * j, :j + 1], q[2 * j + 1, :j + 1] = 7, 5
+    q[16, :2], q[17, :2] = (6, 1), (4, 1)
+    for reorder, blocks in ((False, 6), (True, 5)):
+        p = compile_matrix(q, cfg, squeeze="span", reorder=reorder)
+        assert (p.n_rowlists, p.n_act) == (2, blocks)
+        X = input_vectors(np.random.default_rng(0), cfg, 3, 18)
+        np.testing.assert_array_equal(run(p, X)[0], X @ q)
