@@ -14,6 +14,7 @@ import json
 from typing import Any
 
 __all__ = ["ConfigError", "SMEConfig", "PRESETS", "preset", "PATTERNS", "PATTERN_POINTS",
+           "DEFAULT_POINT",
            "pattern_point", "check_range"]
 
 PATTERNS = ("window", "max_ones", "uniform", "fragment")
@@ -279,6 +280,14 @@ PATTERN_POINTS: dict[str, dict] = {
     **{f"fragment-{k}-sign": dict(pattern="fragment", fragment_bits=k, fragment_sign=True)
        for k in (4, 3, 2, 1)},
 }
+
+
+#: The project's default pattern point and quantizer (``sme report``, ``sme demo``): the
+#: fragment-4 pattern with rate-distortion quantization for span packing, lambda 0.1
+#: (``<point>-rd<lambda>``, parsed by :func:`sme.frontier.split_label`).  It is the point of
+#: the real MobileNet-v2 frontier that meets issue 12's bar (docs/RESULTS.md section 11);
+#: ``window-3`` is the per-weight pattern of the earlier default.
+DEFAULT_POINT = "fragment-4-rd0.1"
 
 
 def pattern_point(cfg: SMEConfig, label: str) -> SMEConfig:

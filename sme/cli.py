@@ -37,7 +37,8 @@ from pathlib import Path
 
 import numpy as np
 
-from golden.config import PATTERNS, PRESETS, ConfigError, check_range, preset
+from golden.config import (DEFAULT_POINT, PATTERNS, PRESETS, ConfigError, check_range,
+                           pattern_point, preset)
 from golden.fileio import MAX_BYTES_ENV, OutputSet, load_npy, npy_bytes, save_npy
 
 __all__ = ["main", "UserError", "load_npy", "save_npy"]
@@ -309,17 +310,37 @@ def cmd_demo(args) -> int:
         return _demo(args, files)
 
 
+#: The config fields of a weight pattern (what a pattern point sets).
+PATTERN_FIELDS = ("pattern", "window", "max_ones", "fragment_bits", "fragment_sign")
+
+
+def _demo_quantize(w: np.ndarray, cfg, mu: float) -> np.ndarray:
+    """One scale for the matrix (MSE), then projection onto ``cfg``'s pattern, or with ``mu`` > 0
+    rate-distortion projection at the layer's lambda (:func:`golden.quantize.layer_rd_lambda`)."""
+    from golden.quantize import choose_scale, layer_rd_lambda, project_levels, project_rd
+    v = w / choose_scale(w, cfg)
+    if mu:
+        return project_rd(v, cfg, layer_rd_lambda(v, mu))
+    return project_levels(v, cfg)
+
+
 def _demo(args, files: OutputSet) -> int:
-    from golden.compiler import compile_matrix
+    from golden.compiler import SQUEEZE_MODES, compile_matrix
     from golden.program import dumps
-    from golden.quantize import quantize
     from golden.vmm import run, run_blocks
+    from sme.frontier import DEFAULT_SQUEEZE, split_label
 
     cfg = _config(args)
+    # The pattern point (and rate-distortion lambda) unless --pattern picks a pattern itself.
+    base, mu = split_label(args.point)
+    if not args.pattern:
+        cfg = pattern_point(cfg, base)
+    else:
+        mu = 0.0
     if not args.out:
         raise UserError("--out '': an empty output directory name")
     out = Path(args.out)
-    names = ("demo_row.smeprog", "demo_segment.smeprog", "demo_inputs.npy",
+    names = (*(f"demo_{m}.smeprog" for m in SQUEEZE_MODES), "demo_inputs.npy",
              "demo_weights_q.npy", "demo_tile.smeprog")
     for name in names:
         files.reserve(out / name)       # an output that cannot be written fails first
@@ -327,12 +348,13 @@ def _demo(args, files: OutputSet) -> int:
     K, N = 576, 64             # a 3x3x64 -> 64 convolution unrolled
     # Synthetic, trained-like: Laplace(0, 1) weights, not real trained weights.
     w = rng.laplace(0.0, 1.0, size=(K, N))
-    q, _ = quantize(w, cfg)
+    q = _demo_quantize(w, cfg, mu)
     X = rng.integers(0, cfg.max_input + 1, size=(8, K))
+    point = f"point {args.point}, " if not args.pattern else ""
     print(f"demo: synthetic Laplace(0,1) layer {K}x{N} (seed {args.seed}), preset {cfg.name}, "
-          f"pattern {cfg.pattern}")
+          f"{point}pattern {cfg.pattern}")
     ok = True
-    for squeeze in ("row", "segment"):
+    for squeeze in SQUEEZE_MODES:
         prog = compile_matrix(q, cfg, squeeze=squeeze, meta={"source": "synthetic demo"})
         files.add(out / f"demo_{squeeze}.smeprog", dumps(prog))
         Y, clipped = run(prog, X)
@@ -351,7 +373,8 @@ def _demo(args, files: OutputSet) -> int:
             check = f"0 clipped samples, matches x @ W: {exact}"
         s = prog.stats
         print(f"  {squeeze:>7} squeeze: {s['crossbars']:4d} crossbars (floor "
-              f"{s['floor_crossbars']}), {s['cycles']:5d} cycles/vector, {check}")
+              f"{s['floor_crossbars']}), index {s['index_bits'] / q.size:5.2f} bits/weight, "
+              f"{s['cycles']:5d} cycles/vector, {check}")
     files.add(out / "demo_inputs.npy", npy_bytes(X))
     files.add(out / "demo_weights_q.npy", npy_bytes(q))
     from golden.baselines import baseline_stats
@@ -363,15 +386,18 @@ def _demo(args, files: OutputSet) -> int:
     # The same flow on the RTL: a layer small enough for one tile of the `fpga_small` preset
     # (4 crossbars of 32 x 32), run on the Amaranth tile with random stalls on every stream.
     small = preset("fpga_small")
-    w = rng.laplace(0.0, 1.0, size=(32, 16))
+    small = small.replace(**{f: getattr(cfg, f) for f in PATTERN_FIELDS})
+    # 18 inputs (a 3x3x2 convolution unrolled): two OU windows, so that span packing fits the
+    # 4 small crossbars for every seed
+    w = rng.laplace(0.0, 1.0, size=(18, 16))
     w[np.abs(w) < np.quantile(np.abs(w), 0.5)] = 0            # half the weights pruned
-    qt, _ = quantize(w, small)
-    prog = compile_matrix(qt, small, squeeze="segment", meta={"source": "synthetic demo"})
+    qt = _demo_quantize(w, small, mu)
+    prog = compile_matrix(qt, small, squeeze=DEFAULT_SQUEEZE, meta={"source": "synthetic demo"})
     files.add(out / "demo_tile.smeprog", dumps(prog))
-    Xt = rng.integers(0, small.max_input + 1, size=(3, 32))
+    Xt = rng.integers(0, small.max_input + 1, size=(3, w.shape[0]))
     tile_ok, summary = check_on_tile(prog, Xt, p_idle=0.3, seed=args.seed)
-    print(f"RTL tile (preset fpga_small, 32x16 layer, segment squeeze, random stalls):\n  "
-          f"{summary}")
+    print(f"RTL tile (preset fpga_small, {w.shape[0]}x{w.shape[1]} layer, {DEFAULT_SQUEEZE} "
+          f"squeeze, random stalls):\n  {summary}")
     return 0 if ok and tile_ok else 1
 
 
@@ -438,6 +464,9 @@ def build_parser(plugins: bool = True) -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_simulate)
 
     p = sub.add_parser("demo", help="compile, run and check a built-in example layer")
+    p.add_argument("--point", default=DEFAULT_POINT,
+                   help="pattern point and quantizer (as `sme report --point`; default: the "
+                        "point that meets issue 12's bar); --pattern overrides it")
     add_cfg(p)
     p.add_argument("--out", default="build/demo")
     p.add_argument("--seed", type=nonnegative_int, default=1)

@@ -57,7 +57,7 @@ from typing import Callable
 
 import numpy as np
 
-from golden.config import PATTERN_POINTS, ConfigError, SMEConfig, pattern_point
+from golden.config import DEFAULT_POINT, PATTERN_POINTS, ConfigError, SMEConfig, pattern_point
 from golden.fileio import OutputSet
 from golden.quantize import output_error
 from golden.tile_image import desc_memory_bits
@@ -65,12 +65,16 @@ from golden.tile_image import desc_memory_bits
 from .report import layer_row, layer_weights, quantize_layer, rd_importance
 from .workloads.networks import Network
 
-__all__ = ["BAR", "DEFAULT_LABELS", "SQUEEZES", "split_label", "descriptor_bits", "layer_point",
+__all__ = ["BAR", "DEFAULT_POINT", "DEFAULT_SQUEEZE", "DEFAULT_LABELS", "SQUEEZES",
+           "split_label", "descriptor_bits", "layer_point",
            "frontier", "choose", "pareto",
            "format_frontier", "write_frontier", "golden_evaluator"]
 
 #: The bar a default must meet (issue 12): crossbars vs ISAAC, index per weight / weight_bits.
 BAR = {"vs_isaac": 4.0, "index_fraction": 0.5}
+#: The squeeze of the default point :data:`golden.config.DEFAULT_POINT` (its index needs the
+#: shared row lists of span packing).
+DEFAULT_SQUEEZE = "span"
 DEFAULT_LABELS = tuple(PATTERN_POINTS)
 SQUEEZES = ("row", "segment", "span")
 

@@ -70,7 +70,7 @@ from pathlib import Path
 
 import numpy as np
 
-from golden.config import ConfigError, SMEConfig, preset
+from golden.config import DEFAULT_POINT, ConfigError, SMEConfig, pattern_point, preset
 from golden.fileio import OutputSet
 from golden.ppa import layer_stats, load_periphery, load_tech, replicas
 from golden.program import Program
@@ -344,12 +344,14 @@ def layer_weights(layer: Layer, index: int, weights: dict[str, np.ndarray] | Non
 
 def layer_result(layer: Layer, index: int, w: np.ndarray, cfg: SMEConfig, *, seed: int = 0,
                  scale: str = "channel", modes=("row", "segment", "span"),
-                 reorder: bool = True, balance: bool = True) -> dict:
+                 reorder: bool = True, balance: bool = True, rd_lambda: float = 0.0) -> dict:
     """The report's unit of work: quantize layer number ``index`` (weights ``w``, quantization
-    sampling seeded by (seed, index)) and compile it (:func:`layer_row`).  A pure function of
-    its arguments, so a sweep can run it anywhere and cache it."""
+    sampling seeded by (seed, index); ``rd_lambda`` > 0: rate-distortion quantization, see
+    :func:`quantize_layer`) and compile it (:func:`layer_row`).  A pure function of its
+    arguments, so a sweep can run it anywhere and cache it."""
     t0 = time.perf_counter()
-    q = quantize_layer(layer, w, cfg, np.random.default_rng([seed, index, 1]), scale)
+    q = quantize_layer(layer, w, cfg, np.random.default_rng([seed, index, 1]), scale,
+                       rd_lambda=rd_lambda)
     prep = round(time.perf_counter() - t0, 3)
     row = layer_row(layer, q, cfg, modes, reorder=reorder, balance=balance)
     row["seconds_quantize"] = prep
@@ -420,9 +422,12 @@ def unsized_error(net: Network) -> str:
 def build_report(net: Network, weights: dict[str, np.ndarray] | None, source: dict,
                  cfg: SMEConfig, *, seed: int = 0, scale: str = "channel",
                  synthetic: dict | None = None, progress=None, command: str = "",
-                 tech: str = "isaac32", budgets: dict | None = None) -> dict:
+                 tech: str = "isaac32", budgets: dict | None = None,
+                 point: str | None = None, rd_lambda: float = 0.0) -> dict:
     """Compile every layer and assemble the report dict.  ``weights=None``: synthetic weights
     drawn layer by layer with ``synthetic`` parameters (kept out of memory between layers).
+    ``point``: the name of the pattern point ``cfg`` carries (for the header); ``rd_lambda``:
+    rate-distortion quantization (:func:`quantize_layer`).
     ``tech``: the technology (name or file) for energy, area and latency (``rep["ppa"]``,
     :func:`sme.ppa.network_ppa`; ``budgets``: its ``area_budget_mm2`` / ``crossbar_budget``).
     Every conv layer needs its output size (input vectors per image): a network without them
@@ -437,7 +442,7 @@ def build_report(net: Network, weights: dict[str, np.ndarray] | None, source: di
         t0 = time.perf_counter()
         w = layer_weights(layer, i, weights, seed, synthetic)
         gen = time.perf_counter() - t0
-        rows.append(layer_result(layer, i, w, cfg, seed=seed, scale=scale))
+        rows.append(layer_result(layer, i, w, cfg, seed=seed, scale=scale, rd_lambda=rd_lambda))
         rows[-1]["seconds_quantize"] = round(rows[-1]["seconds_quantize"] + gen, 3)
     bar(len(net.layers), "done")
     totals, lat, ratios = summarize(rows, cfg)
@@ -449,8 +454,12 @@ def build_report(net: Network, weights: dict[str, np.ndarray] | None, source: di
     header = {"network": net.name, "layers": len(net.layers), "weights": net.weights,
               "macs": net.macs, "weight_source": source,
               "weight_source_text": describe_source(source), "config": cfg.to_dict(),
-              "quantization": f"{cfg.pattern} pattern, scale per "
-                              f"{'output channel' if scale == 'channel' else 'layer'} (MSE)",
+              "quantization": (f"{point + ': ' if point else ''}{cfg.pattern} pattern"
+                               + (f", rate-distortion lambda {rd_lambda:g} (span packing)"
+                                  if rd_lambda else "")
+                               + f", scale per {'layer' if scale == 'layer' else 'output channel'}"
+                               + " (MSE)"),
+              "point": point, "rd_lambda": rd_lambda,
               "seed": seed, "command": command, "budget_crossbars": budget,
               "paper": PAPER}
     return {"header": header, "layers": rows, "totals": totals, "latency": lat,
@@ -737,9 +746,12 @@ def _report(args, files: OutputSet) -> int:
         raise ValueError("--out '': an empty output directory name")
     for name in REPORT_FILES:                 # an output that cannot be written fails first
         files.reserve(Path(args.out) / name)
+    from .frontier import split_label
     cfg = preset(args.preset)
     if args.adc_bits is not None:
         cfg = cfg.replace(adc_bits=args.adc_bits)
+    base, rd_lambda = split_label(args.point)
+    cfg = pattern_point(cfg, base)
     syn = {"distribution": args.distribution, "prune": args.prune}
     net, weights, source = resolve(args.network, args.weights, args.seed, syn)
     if args.input_size is not None:
@@ -750,7 +762,7 @@ def _report(args, files: OutputSet) -> int:
     if net.unsized:
         raise ValueError(unsized_error(net))
     command = (f"sme report --network {args.network} --preset {args.preset} --seed {args.seed}"
-               + (f" --adc-bits {args.adc_bits}" if args.adc_bits is not None else "")
+               + f" --point {args.point}" + (f" --adc-bits {args.adc_bits}" if args.adc_bits is not None else "")
                + f" --scale {args.scale}" + (f" --weights {args.weights}" if args.weights else
                                            f" --distribution {args.distribution}"
                                            f" --prune {args.prune}")
@@ -762,7 +774,8 @@ def _report(args, files: OutputSet) -> int:
                   if args.budget_crossbars is not None else ""))
     rep = build_report(net, weights, source, cfg, seed=args.seed, scale=args.scale,
                        synthetic=syn, progress=None if args.quiet else sys.stderr,
-                       command=command, tech=args.tech,
+                       command=command, tech=args.tech, point=args.point,
+                       rd_lambda=rd_lambda,
                        budgets={"area_budget_mm2": args.budget_area,
                                 "crossbar_budget": args.budget_crossbars})
     text = format_summary(rep)
@@ -786,6 +799,11 @@ def register(subparsers) -> None:
     p.add_argument("--weights", default=None,
                    help="weight file (.onnx, .npz, .pt) for the network; default: synthetic")
     p.add_argument("--preset", default="default")
+    p.add_argument("--point", default=DEFAULT_POINT,
+                   help=f"bit pattern and quantizer, a pattern point of "
+                        f"golden.config.PATTERN_POINTS or <fragment point>-rd<lambda> "
+                        f"(default {DEFAULT_POINT}, the point that meets issue 12's bar; "
+                        f"window-3: the per-weight pattern of the earlier reports)")
     p.add_argument("--out", default="build/report", help="output directory")
     p.add_argument("--seed", type=nonnegative_int, default=0)
     p.add_argument("--adc-bits", type=positive_int, default=None,
