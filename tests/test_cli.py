@@ -103,6 +103,9 @@ def test_console_script_entry_point(tmp_path):
                         "--out", str(tmp_path)], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
     assert "matches x @ W: True" in r.stdout
+    from golden.config import DEFAULT_POINT      # the default point, in every squeeze mode
+    assert f"point {DEFAULT_POINT}, pattern fragment" in r.stdout
+    assert "span squeeze:" in r.stdout and "span squeeze, random stalls" in r.stdout
 
 
 def test_demo_with_a_clipping_adc_is_checked(tmp_path, capsys, monkeypatch):
@@ -111,7 +114,8 @@ def test_demo_with_a_clipping_adc_is_checked(tmp_path, capsys, monkeypatch):
     args = ("demo", "--preset", "tiny", "--adc-bits", "1", "--out", tmp_path)
     assert sme(*args) == 0
     out = capsys.readouterr().out
-    assert out.count("vectors 0-1 match the block models with clipping: True") == 2
+    from golden.compiler import SQUEEZE_MODES
+    assert out.count("vectors 0-1 match the block models with clipping: True") == len(SQUEEZE_MODES)
     from golden import vmm
     good = vmm.run
 

@@ -277,3 +277,40 @@ def test_report_prices_every_design_and_not_the_floor(tmp_path, capsys):
     assert report.main(["--network", "mobilenet_v2", "--budget-area", "-5",
                         "--out", str(tmp_path / "x")]) == 2
     assert "--budget-area: the value must be above 0" in capsys.readouterr().err
+
+
+def test_command_point_sets_pattern_and_quantizer(tmp_path, capsys):
+    """``--point``: the default is golden.config.DEFAULT_POINT (fragment pattern, rate-distortion
+    quantized); ``window-3`` gives the preset's own per-weight pattern, as before the option
+    existed; an unknown or malformed point exits 2."""
+    import json
+
+    from golden.config import DEFAULT_POINT
+    from golden.quantize import check_pattern
+    from sme.frontier import split_label
+
+    def run(*extra):
+        out = tmp_path / "_".join(extra or ("default",))
+        assert report.main(["--network", "resnet50", "--layers", "2", "--out", str(out),
+                            "--no-plots", "--quiet", *extra]) == 0
+        return json.loads((out / "report.json").read_text())
+
+    default, w3, f4 = run(), run("--point", "window-3"), run("--point", "fragment-4")
+    base, mu = split_label(DEFAULT_POINT)
+    assert default["header"]["point"] == DEFAULT_POINT and default["header"]["rd_lambda"] == mu
+    assert default["header"]["config"]["pattern"] == "fragment"
+    assert w3["header"]["config"] == report.preset("default").to_dict()
+    assert w3["header"]["rd_lambda"] == 0.0
+    # rate-distortion quantization is applied: fewer fragment-row planes than plain fragment-4
+    assert sum(default["totals"]["plane_ones"]) < sum(f4["totals"]["plane_ones"])
+    assert default["totals"]["work_span"] < f4["totals"]["work_span"]
+    layer = report.builtin_network("resnet50").layers[0]
+    cfg = report.pattern_point(report.preset("default"), base)
+    w = report.layer_weights(layer, 0, None, 0, {"distribution": "laplace", "prune": 0.0})
+    q = report.quantize_layer(layer, w, cfg, np.random.default_rng([0, 0, 1]), rd_lambda=mu)
+    check_pattern(q.reshape(layer.cout, -1).T, cfg)
+    capsys.readouterr()
+    for bad in ("window-9", "fragment-4-rdx", "window-3-rd1"):
+        assert report.main(["--network", "resnet50", "--layers", "1", "--point", bad,
+                            "--out", str(tmp_path / "bad")]) == 2
+        assert bad in capsys.readouterr().err
