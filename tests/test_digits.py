@@ -75,3 +75,5 @@ def test_admm_weights_obey_pattern_and_command(tmp_path, capsys):
     from sme.cli import main as cli_main
     assert cli_main(["digits", "--fast", "--patterns", "fragment-9"]) == 2
     assert "unknown pattern point" in capsys.readouterr().err
+    assert cli_main(["digits", "--fast", "--patterns", "window-3-rd1"]) == 2
+    assert "need a fragment pattern point" in capsys.readouterr().err

@@ -336,3 +336,33 @@ def test_admm_reconstruct_keeps_the_projection_when_iterates_are_worse():
             q, alpha = admm_reconstruct(w, gram, cfg, iters=iters)
             q0 = project_levels(w / alpha, cfg)
             assert output_error(w, q * alpha, gram) <= output_error(w, q0 * alpha, gram), seed
+
+
+def test_admm_state_with_rd_lambda_ends_on_pattern_with_fewer_planes():
+    """ADMMState(rd_lambda=...) makes every Z-step the rate-distortion projection: the final
+    integers are on the pattern and use fewer span-packing planes than plain ADMM."""
+    from golden.quantize import fragment_planes, project_rd
+    cfg = preset("default").replace(pattern="fragment", fragment_bits=4)
+    rng = np.random.default_rng(4)
+    A = rng.normal(size=(300, 24))
+    w_true = rng.laplace(size=(24, 16))
+    b = A @ w_true
+
+    def grad(w):
+        return 2 * A.T @ (A @ w - b) / len(A)
+    planes = []
+    for lam in (0.0, 20.0):
+        st = ADMMState(w_true, cfg, rho=1e-2, axis=1, rd_lambda=lam)
+        w = w_true.copy()
+        for _ in range(10):
+            for _ in range(5):
+                w -= 0.05 * (grad(w) + st.penalty_grad(w))
+            st.update(w)
+        q = st.integers(st.finalize(w))
+        check_pattern(q, cfg)
+        assert np.allclose(q * st.alpha, st.finalize(w))
+        assert np.array_equal(st.integers(w), project_rd(w / st.alpha, cfg, lam)
+                              if lam else project_levels(w / st.alpha, cfg))
+        planes.append((fragment_planes(q, cfg),
+                       fragment_planes(np.rint(st.z / st.alpha).astype(np.int64), cfg)))
+    assert planes[1][0] < planes[0][0] and planes[1][1] < planes[0][1]

@@ -236,6 +236,7 @@ def _run(cfg, seed, epochs, admm_epochs, bias_epochs, c1, c2, rho, patterns, log
         if mu:
             entry["rd_lambda"] = mu
             entry["rd_layer_lambdas"] = lams
+        if pc.pattern == "fragment":    # span-packing rate: fragment-row planes
             entry["rounding_planes"] = int(sum(fragment_planes(q, pc, out_axis=0) for q in qs))
         states = {k: ADMMState(p[k], pc, rho=rho, axis=0, rd_lambda=lams.get(k, 0.0))
                   for k in WEIGHTS}
