@@ -229,17 +229,18 @@ def test_row_list_sharing_rules_enforced(prog):
         with pytest.raises(ProgramError, match=match):
             validate(type(prog)(**bad))
 
-    # two activations on different windows (or crossbars) cannot share a list, even with the
-    # same inputs
-    j = next(j for j in range(1, n) if (a["xbar"][j], a["window"][j])
-             != (a["xbar"][0], a["window"][0]))
-    inp = prog.inputs.copy()
-    inp[j] = inp[0]
-    ids = np.arange(n)
-    ids[j] = 0
-    ids[ids > j] -= 1
-    what = "windows" if a["xbar"][j] == a["xbar"][0] else "xbars"
-    check(ids, f"different {what}", inp)
+    # two activations on different windows of one crossbar, or on different crossbars, cannot
+    # share a list, even with the same inputs
+    for what, other in (("windows", lambda j: a["xbar"][j] == a["xbar"][0]
+                         and a["window"][j] != a["window"][0]),
+                        ("xbars", lambda j: a["xbar"][j] != a["xbar"][0])):
+        j = next(j for j in range(1, n) if other(j))
+        inp = prog.inputs.copy()
+        inp[j] = inp[0]
+        ids = np.arange(n)
+        ids[j] = 0
+        ids[ids > j] -= 1
+        check(ids, f"different {what}", inp)
     # same crossbar and window but different inputs
     j = next((j for j in range(1, n) if (a["xbar"][j], a["window"][j])
               == (a["xbar"][0], a["window"][0])
