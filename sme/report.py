@@ -762,7 +762,8 @@ def _report(args, files: OutputSet) -> int:
     if net.unsized:
         raise ValueError(unsized_error(net))
     command = (f"sme report --network {args.network} --preset {args.preset} --seed {args.seed}"
-               + f" --point {args.point}" + (f" --adc-bits {args.adc_bits}" if args.adc_bits is not None else "")
+               + f" --point {args.point}"
+               + (f" --adc-bits {args.adc_bits}" if args.adc_bits is not None else "")
                + f" --scale {args.scale}" + (f" --weights {args.weights}" if args.weights else
                                            f" --distribution {args.distribution}"
                                            f" --prune {args.prune}")
@@ -815,7 +816,8 @@ def register(subparsers) -> None:
                    help="synthetic weight distribution (when no weights are given)")
     p.add_argument("--prune", type=fraction, default=0.0,
                    help="synthetic weights: fraction pruned to zero by magnitude")
-    p.add_argument("--layers", type=nonnegative_int, default=0, help="only the first N layers (quick runs)")
+    p.add_argument("--layers", type=nonnegative_int, default=0,
+                   help="only the first N layers (quick runs)")
     p.add_argument("--input-size", type=positive_int, default=None,
                    help="input height = width for networks given as bare weights (conv output "
                         "sizes inferred along the chain, no pooling assumed)")
