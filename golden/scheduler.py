@@ -10,7 +10,7 @@ The wordline inputs come from the program's expanded ``inputs`` (one row per act
 RTL reads them from each lane's row-list memory at the descriptor's row-list id
 (``golden/tile_image.py``), so activations that share a row list must issue the same
 wordline bits with their own tags.  The trace does not depend on the scheduler's pipeline
-depth: row lists added a stage to ``rtl.scheduler.Scheduler.latency`` (3 -> 4 cycles from
+depth: row lists added two stages to ``rtl.scheduler.Scheduler.latency`` (3 -> 5 cycles from
 ``start`` to the first issue) and changed no issue cycle.
 """
 

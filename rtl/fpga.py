@@ -126,6 +126,12 @@ def build(board: str, preset_name: str | None = None, out_dir: str | os.PathLike
                       script_after_synth="tee -q -o top.stat.json stat -json")
         if family == "ice40":
             kwargs["synth_opts"] = "-dsp"
+        else:
+            # No LUT RAM: with the tile's row-list memories, yosys 0.70's abc9 failed on the
+            # ULX3S top whenever the crossbar emulator's cell memories were LUT RAM (an
+            # internal assertion in abc9_ops reintegration, rtlil.cc:3091, or a wasm stack
+            # overflow in ABC); block RAM for them synthesizes (docs/FPGA.md).
+            kwargs["synth_opts"] = "-nolutram"
         try:
             platform.build(top, **kwargs)
         except subprocess.CalledProcessError as e:

@@ -47,18 +47,18 @@ class Scheduler(TileComponent):
 
     Latency / throughput
     --------------------
-    :attr:`latency` = 4: the first step is valid 4 cycles after ``start`` (stage 1 reads the
-    descriptor memory; stage 2 reads the row-list memory at the descriptor's ``rowlist``, straight
-    from the descriptor memory's output, and registers the descriptor; stage 3 registers the
-    row list and bit plane t of ``x``; stage 4 picks each wordline's bit from the plane, so
-    neither a block RAM's slow output nor the plane selection shares a cycle with the wordline
-    gather: ECP5 timing).  Row lists cost one stage over version 1 of the tile image (latency
-    3); issue cycles per vector do not change.  With ``o_stream`` always ready, steps issue on
-    consecutive cycles with no bubble between steps or input bits, so a vector takes exactly
+    :attr:`latency` = 5: the first step is valid 5 cycles after ``start`` (stage 1 reads the
+    descriptor memory; stage 2 registers the descriptor; stage 3 reads the row-list memory at
+    its ``rowlist``; stage 4 registers the row list and bit plane t of ``x``; stage 5 picks each
+    wordline's bit from the plane, so no block RAM's slow output drives another block RAM's
+    address or shares a cycle with the plane selection or the wordline gather: ECP5 timing).
+    Row lists cost two stages over version 1 of the tile image (latency 3); issue cycles per
+    vector do not change.  With ``o_stream`` always ready, steps issue on consecutive cycles
+    with no bubble between steps or input bits, so a vector takes exactly
     ``input_bits * n_steps`` issue cycles.  Stalls hold the payload.
     """
 
-    latency = 4
+    latency = 5
 
     def __init__(self, cfg: SMEConfig):
         super().__init__(cfg, lambda lay: {"ctrl": In(ScheduleControlSignature(lay)),
@@ -73,16 +73,15 @@ class Scheduler(TileComponent):
         step = Signal(lay.step_addr)
         t = Signal(lay.t)
         o = self.o_stream
-        # valid, input bit and last flag of stages 1 (descriptor read), 2 (row list read) and
-        # 3 (registered row list and bit plane)
-        v1, v2, v3 = Signal(), Signal(), Signal()
-        t1, t2, t3 = Signal(lay.t), Signal(lay.t), Signal(lay.t)
-        last1, last2, last3 = Signal(), Signal(), Signal()
-        adv4 = ~o.valid | o.ready
-        adv3 = ~v3 | adv4
-        adv2 = ~v2 | adv3
-        adv1 = ~v1 | adv2
-        fetch = running & adv1
+        # Stage k = 1 .. 4 holds valid v[k], input bit ts[k] and last flag lasts[k]; stage 5 is
+        # the output register (``o.valid``, ``o.payload``).
+        v = [None] + [Signal(name=f"v{k}") for k in range(1, 5)]
+        ts = [None] + [Signal(lay.t, name=f"t{k}") for k in range(1, 5)]
+        lasts = [None] + [Signal(name=f"last{k}") for k in range(1, 5)]
+        adv = [None] * 5 + [~o.valid | o.ready]        # adv[k]: stage k takes new contents
+        for k in range(4, 0, -1):
+            adv[k] = ~v[k] | adv[k + 1]
+        fetch = running & adv[1]
         last_step = (step == ctrl.n_steps - 1)
         last_bit = (t == cfg.input_bits - 1)
 
@@ -97,16 +96,19 @@ class Scheduler(TileComponent):
                          wp.en.eq(wr.en & (wr.lane == lane)), rp.addr.eq(addr), rp.en.eq(en)]
             return rp.data
 
-        descs = [lane_memory("desc_mem", lay.desc, cfg.tile_steps, ctrl.wr, lane, step, adv1)
+        # Stage 1: the descriptor memories' read data.  Stage 2: the descriptors registered.
+        # Stage 3: the row-list memories' read data, addressed by the registered descriptors
+        # (a block RAM's output never drives another's address: ECP5 timing).
+        descs = [lane_memory("desc_mem", lay.desc, cfg.tile_steps, ctrl.wr, lane, step, adv[1])
                  for lane in range(lanes)]
-        # Stage 2 reads each lane's row list at the descriptor's ``rowlist``, straight from the
-        # descriptor memory's output (a block RAM to block RAM address path, no logic between).
+        descs2 = [Signal(lay.desc, name=f"desc2_{lane}") for lane in range(lanes)]
+        descs3 = [Signal(lay.desc, name=f"desc3_{lane}") for lane in range(lanes)]
         rowlists = [lane_memory("rowlist_mem", lay.rowlist, cfg.effective_tile_rowlists,
-                                ctrl.wr_rowlist, lane, d.rowlist, adv2)
-                    for lane, d in enumerate(descs)]
+                                ctrl.wr_rowlist, lane, d.rowlist, adv[3])
+                    for lane, d in enumerate(descs2)]
 
-        with m.If(adv1):
-            m.d.sync += [v1.eq(fetch), t1.eq(t), last1.eq(last_step & last_bit)]
+        with m.If(adv[1]):
+            m.d.sync += [v[1].eq(fetch), ts[1].eq(t), lasts[1].eq(last_step & last_bit)]
         with m.If(fetch):
             with m.If(last_step):
                 m.d.sync += [step.eq(0), t.eq(t + 1)]
@@ -116,28 +118,29 @@ class Scheduler(TileComponent):
                 m.d.sync += step.eq(step + 1)
         with m.If(ctrl.start):
             m.d.sync += [running.eq(ctrl.n_steps != 0), step.eq(0), t.eq(0)]
-
-        # Stage 2: the descriptors registered beside the row lists read (above).
-        descs2 = [Signal(lay.desc, name=f"desc2_{lane}") for lane in range(lanes)]
-        with m.If(adv2):
-            m.d.sync += [v2.eq(v1), t2.eq(t1), last2.eq(last1)]
+        for k in range(2, 5):
+            with m.If(adv[k]):
+                m.d.sync += [v[k].eq(v[k - 1]), ts[k].eq(ts[k - 1]), lasts[k].eq(lasts[k - 1])]
+        with m.If(adv[2]):
             m.d.sync += [d2.eq(d) for d2, d in zip(descs2, descs)]
-
-        # Stage 3 registers the row lists, the descriptors and input bit plane t2 of the vector
-        # (``x`` is stable while running), so that stage 4 only picks one plane bit per wordline.
-        descs3 = [Signal(lay.desc, name=f"desc3_{lane}") for lane in range(lanes)]
-        rows3 = [Signal(lay.rowlist, name=f"rows3_{lane}") for lane in range(lanes)]
-        plane = Signal(cfg.tile_inputs)
-        with m.If(adv3):
-            m.d.sync += [v3.eq(v2), t3.eq(t2), last3.eq(last2)]
+        with m.If(adv[3]):
             m.d.sync += [d3.eq(d) for d3, d in zip(descs3, descs2)]
-            m.d.sync += [r3.eq(r) for r3, r in zip(rows3, rowlists)]
-            m.d.sync += plane.eq(Cat(ctrl.x[i].bit_select(t2, 1)
+
+        # Stage 4 registers the row lists, the descriptors and input bit plane ts[3] of the
+        # vector (``x`` is stable while running), so that stage 5 only picks one plane bit per
+        # wordline.
+        descs4 = [Signal(lay.desc, name=f"desc4_{lane}") for lane in range(lanes)]
+        rows4 = [Signal(lay.rowlist, name=f"rows4_{lane}") for lane in range(lanes)]
+        plane = Signal(cfg.tile_inputs)
+        with m.If(adv[4]):
+            m.d.sync += [d4.eq(d) for d4, d in zip(descs4, descs3)]
+            m.d.sync += [r4.eq(r) for r4, r in zip(rows4, rowlists)]
+            m.d.sync += plane.eq(Cat(ctrl.x[i].bit_select(ts[3], 1)
                                      for i in range(cfg.tile_inputs)))
 
-        with m.If(adv4):
-            m.d.sync += [o.valid.eq(v3), o.payload.t.eq(t3), o.payload.last.eq(last3)]
-            for lane, (d, rows) in enumerate(zip(descs3, rows3)):
+        with m.If(adv[5]):
+            m.d.sync += [o.valid.eq(v[4]), o.payload.t.eq(ts[4]), o.payload.last.eq(lasts[4])]
+            for lane, (d, rows) in enumerate(zip(descs4, rows4)):
                 out = o.payload.lanes[lane]
                 m.d.sync += [
                     out.active.eq(d.active), out.window.eq(d.window),
@@ -147,5 +150,5 @@ class Scheduler(TileComponent):
                     out.bits.eq(Cat(row.en & plane.bit_select(row.index, 1)
                                     for row in (rows[r] for r in range(cfg.ou_rows)))),
                 ]
-        m.d.comb += ctrl.done.eq(~running & ~v1 & ~v2 & ~v3 & ~o.valid)
+        m.d.comb += ctrl.done.eq(~running & ~v[1] & ~v[2] & ~v[3] & ~v[4] & ~o.valid)
         return m

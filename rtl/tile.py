@@ -34,7 +34,7 @@ class Tile(TileComponent):
     --------------------
     Issue cycles per vector (first to last step issued, inclusive) are exactly
     ``input_bits * n_steps``: one step per cycle, every lane in parallel, no bubbles.
-    :attr:`latency` = ``XbarEmulator.latency + Splice.latency + 1`` = 7 cycles from the cycle
+    :attr:`latency` = ``XbarEmulator.latency + Splice.latency + 1`` = 8 cycles from the cycle
     of the last issue to the first ``o_vec`` valid; with ``n_steps = 0`` the results follow
     the last input element by :attr:`empty_latency` cycles.
     """

@@ -41,11 +41,12 @@ class XbarEmulator(TileComponent):
 
     Latency / throughput
     --------------------
-    :attr:`latency` = 2 cycles from an ``i_stream`` transfer to the ``o_stream`` valid; one
-    step per cycle; ``i_stream.ready`` follows ``o_stream`` backpressure.
+    :attr:`latency` = 3 cycles from an ``i_stream`` transfer to the ``o_stream`` valid (read,
+    registered word, column sums); one step per cycle; ``i_stream.ready`` follows ``o_stream``
+    backpressure.  The registered word costs one cycle over the first design (latency 2).
     """
 
-    latency = 2
+    latency = 3
 
     def __init__(self, cfg: SMEConfig):
         super().__init__(cfg, lambda lay: {"ctrl": In(XbarControlSignature(lay)),
@@ -57,16 +58,20 @@ class XbarEmulator(TileComponent):
         cfg, lay = self._cfg, self._lay
         i, o, ctrl = self.i_stream, self.o_stream, self.ctrl
 
-        v1 = Signal()
+        v1, v2 = Signal(), Signal()
         s1 = Signal(lay.step)                  # stage 1: the step, beside the cell read
-        adv2 = ~o.valid | o.ready
+        s2 = Signal(lay.step)                  # stage 2: the step, beside the registered words
+        adv3 = ~o.valid | o.ready
+        adv2 = ~v2 | adv3
         adv1 = ~v1 | adv2
         m.d.comb += i.ready.eq(adv1)
         with m.If(adv1):
             m.d.sync += [v1.eq(i.valid), s1.eq(i.payload)]
-
         with m.If(adv2):
-            m.d.sync += [o.valid.eq(v1), o.payload.t.eq(s1.t), o.payload.last.eq(s1.last)]
+            m.d.sync += [v2.eq(v1), s2.eq(s1)]
+
+        with m.If(adv3):
+            m.d.sync += [o.valid.eq(v2), o.payload.t.eq(s2.t), o.payload.last.eq(s2.last)]
 
         for lane in range(cfg.tile_xbars):
             mem = memory.Memory(shape=lay.cell_word, depth=cfg.windows * cfg.colgroups, init=[])
@@ -78,14 +83,19 @@ class XbarEmulator(TileComponent):
                          wp.en.eq(ctrl.wr.en & (ctrl.wr.lane == lane)),
                          rp.addr.eq(act.window * cfg.colgroups + act.colgroup),
                          rp.en.eq(adv1)]
-            a1 = s1.lanes[lane]
-            out = o.payload.lanes[lane]
+            # Stage 2 registers the cell word: a block RAM's output never feeds the column
+            # sums in its own cycle (the ECP5 build maps these memories to block RAM).
+            word = Signal(lay.cell_word, name=f"cells2_{lane}")
             with m.If(adv2):
-                m.d.sync += [out.active.eq(a1.active), out.tag.eq(a1.tag)]
+                m.d.sync += word.eq(rp.data)
+            a2 = s2.lanes[lane]
+            out = o.payload.lanes[lane]
+            with m.If(adv3):
+                m.d.sync += [out.active.eq(a2.active), out.tag.eq(a2.tag)]
                 for c in range(cfg.ou_cols):
-                    total = sum((rp.data[r][c] * a1.bits[r] for r in range(cfg.ou_rows)))
+                    total = sum((word[r][c] * a2.bits[r] for r in range(cfg.ou_rows)))
                     over = total > cfg.adc_max
-                    m.d.sync += [out.clips[c].eq(a1.active & over),
+                    m.d.sync += [out.clips[c].eq(a2.active & over),
                                  out.samples[c].eq(Mux(over, cfg.adc_max, total))]
-        m.d.comb += ctrl.busy.eq(v1 | o.valid)
+        m.d.comb += ctrl.busy.eq(v1 | v2 | o.valid)
         return m
