@@ -149,7 +149,7 @@ def _config(args) -> "SMEConfig":  # noqa: F821
 def cmd_compile(args) -> int:
     from golden.compiler import compile_matrix
     from golden.program import save
-    from golden.quantize import PatternError, check_pattern, quantize
+    from golden.quantize import PatternError, check_pattern
 
     cfg = _config(args)
     w = load_npy(args.weights, "weights")
@@ -161,6 +161,14 @@ def cmd_compile(args) -> int:
     if np.issubdtype(w.dtype, np.floating) and not np.all(np.isfinite(w)):
         raise UserError(f"{where}: contains NaN or infinite values")
     meta = {"source": Path(args.weights).name}
+    mu = 0.0
+    if args.point:
+        from sme.frontier import split_label
+        if args.pattern:
+            raise UserError("give --point or --pattern, not both")
+        base, mu = split_label(args.point)
+        cfg = pattern_point(cfg, base)
+        meta["point"] = args.point
     if args.integer:
         try:
             check_pattern(w, cfg)
@@ -168,7 +176,9 @@ def cmd_compile(args) -> int:
             raise UserError(f"{where}: --integer weights rejected: {e}") from None
         q = w.astype(np.int64)
     else:
-        q, alpha = quantize(w, cfg, axis=1 if args.per_channel else None)
+        q, alpha, lam = quantize_point(w, cfg, mu, axis=1 if args.per_channel else None)
+        if mu:
+            meta["rd_lambda"] = lam
         scales = np.ravel(alpha).tolist()
         meta["scale"] = scales if args.per_channel else scales[0]
     prog = compile_matrix(q, cfg, squeeze=args.squeeze, reorder=not args.no_reorder,
@@ -314,14 +324,18 @@ def cmd_demo(args) -> int:
 PATTERN_FIELDS = ("pattern", "window", "max_ones", "fragment_bits", "fragment_sign")
 
 
-def _demo_quantize(w: np.ndarray, cfg, mu: float) -> np.ndarray:
-    """One scale for the matrix (MSE), then projection onto ``cfg``'s pattern, or with ``mu`` > 0
-    rate-distortion projection at the layer's lambda (:func:`golden.quantize.layer_rd_lambda`)."""
+def quantize_point(w: np.ndarray, cfg, mu: float, axis: int | None = None):
+    """``(q, alpha, lambda)``: MSE scale(s) of a K x N matrix (one, or one per output column with
+    ``axis=1``), then projection onto ``cfg``'s pattern, or with ``mu`` > 0 rate-distortion
+    projection at the layer's lambda (:func:`golden.quantize.layer_rd_lambda`; the ``-rd<mu>`` of
+    a pattern point)."""
     from golden.quantize import choose_scale, layer_rd_lambda, project_levels, project_rd
-    v = w / choose_scale(w, cfg)
+    alpha = choose_scale(w, cfg, axis=axis)
+    v = np.asarray(w, dtype=np.float64) / alpha
     if mu:
-        return project_rd(v, cfg, layer_rd_lambda(v, mu))
-    return project_levels(v, cfg)
+        lam = layer_rd_lambda(v, mu)
+        return project_rd(v, cfg, lam), alpha, lam
+    return project_levels(v, cfg), alpha, 0.0
 
 
 def _demo(args, files: OutputSet) -> int:
@@ -348,14 +362,17 @@ def _demo(args, files: OutputSet) -> int:
     K, N = 576, 64             # a 3x3x64 -> 64 convolution unrolled
     # Synthetic, trained-like: Laplace(0, 1) weights, not real trained weights.
     w = rng.laplace(0.0, 1.0, size=(K, N))
-    q = _demo_quantize(w, cfg, mu)
+    q, _, lam = quantize_point(w, cfg, mu)
     X = rng.integers(0, cfg.max_input + 1, size=(8, K))
+    point_name = None if args.pattern else args.point
     point = f"point {args.point}, " if not args.pattern else ""
     print(f"demo: synthetic Laplace(0,1) layer {K}x{N} (seed {args.seed}), preset {cfg.name}, "
           f"{point}pattern {cfg.pattern}")
     ok = True
     for squeeze in SQUEEZE_MODES:
-        prog = compile_matrix(q, cfg, squeeze=squeeze, meta={"source": "synthetic demo"})
+        prog = compile_matrix(q, cfg, squeeze=squeeze, meta={"source": "synthetic demo",
+                                                             "point": point_name,
+                                                             "rd_lambda": lam})
         files.add(out / f"demo_{squeeze}.smeprog", dumps(prog))
         Y, clipped = run(prog, X)
         exact = np.array_equal(Y, X @ q)
@@ -391,8 +408,10 @@ def _demo(args, files: OutputSet) -> int:
     # 4 small crossbars for every seed
     w = rng.laplace(0.0, 1.0, size=(18, 16))
     w[np.abs(w) < np.quantile(np.abs(w), 0.5)] = 0            # half the weights pruned
-    qt = _demo_quantize(w, small, mu)
-    prog = compile_matrix(qt, small, squeeze=DEFAULT_SQUEEZE, meta={"source": "synthetic demo"})
+    qt, _, lam_t = quantize_point(w, small, mu)
+    prog = compile_matrix(qt, small, squeeze=DEFAULT_SQUEEZE,
+                          meta={"source": "synthetic demo", "point": point_name,
+                                "rd_lambda": lam_t})
     files.add(out / "demo_tile.smeprog", dumps(prog))
     Xt = rng.integers(0, small.max_input + 1, size=(3, w.shape[0]))
     tile_ok, summary = check_on_tile(prog, Xt, p_idle=0.3, seed=args.seed)
@@ -435,6 +454,10 @@ def build_parser(plugins: bool = True) -> argparse.ArgumentParser:
     p.add_argument("--integer", action="store_true",
                    help="weights are already quantized integers on the pattern")
     p.add_argument("--per-channel", action="store_true", help="one scale per output column")
+    p.add_argument("--point", default=None,
+                   help=f"pattern point and quantizer instead of --pattern, e.g. {DEFAULT_POINT} "
+                        "(the default of sme report and sme demo) or window-3; recorded in the "
+                        "program's meta")
     from golden.compiler import SQUEEZE_MODES
     p.add_argument("--squeeze", choices=list(SQUEEZE_MODES), default="row")
     p.add_argument("--no-reorder", action="store_true", help="keep rows in input order")

@@ -172,3 +172,31 @@ def test_explain_covers_every_expected_class():
     assert "nested too deeply" in explain(RecursionError())
     assert "BadZipFile" in explain(zipfile.BadZipFile("bad"))
     assert explain(KeyError("x")) is None and explain(TypeError("x")) is None
+
+
+def test_compile_point_quantizes_and_records_it(tmp_path, capsys):
+    """``sme compile --point``: the pattern point's config, rate-distortion quantized (fewer
+    fragment-row planes than the plain point), recorded in the program's meta; with --pattern
+    too, exit 2."""
+    from golden.config import pattern_point
+    from golden.program import load
+    from golden.quantize import check_pattern, fragment_planes
+    w = np.random.default_rng(3).laplace(0, 1, (64, 32))
+    np.save(tmp_path / "w.npy", w)
+    progs = {}
+    for point in ("fragment-4", "fragment-4-rd1"):
+        out = tmp_path / f"{point}.smeprog"
+        assert sme("compile", tmp_path / "w.npy", "-o", out, "--point", point,
+                   "--squeeze", "span") == 0
+        progs[point] = load(out)
+    p, rd = progs["fragment-4"], progs["fragment-4-rd1"]
+    assert rd.meta["point"] == "fragment-4-rd1" and rd.meta["rd_lambda"] > 0
+    assert "rd_lambda" not in p.meta
+    cfg = pattern_point(preset("default"), "fragment-4")
+    assert rd.cfg == p.cfg == cfg
+    check_pattern(rd.dense_q(), cfg)
+    assert fragment_planes(rd.dense_q(), cfg) < fragment_planes(p.dense_q(), cfg)
+    capsys.readouterr()
+    assert sme("compile", tmp_path / "w.npy", "-o", tmp_path / "x.smeprog", "--point",
+               "fragment-4", "--pattern", "window") == 2
+    assert "not both" in capsys.readouterr().err
