@@ -41,7 +41,9 @@ row's energy, the Gram diagonal, and with ADMM it is ADMM's Z-step).  The quanti
 The **chosen point** has the most crossbar reduction among the points that meet the bar of
 :data:`BAR`: ``vs_isaac >= 4``, ``index_per_weight <= weight_bits / 2`` and a quality no worse
 than the window-3 point's (top-1 agreement where measured, else output error where
-calibrated, else weight error).  If none meets it, none is marked.
+calibrated, else weight error).  If none meets it, none is marked.  The **Pareto** points
+(``rep["pareto"]``, marked in the text) are those no other point beats on crossbar reduction,
+quality and index bits per weight together; the plot draws the front of the first two.
 
 Outputs (atomic): ``frontier.json``, ``frontier.csv``, ``frontier.txt`` and ``frontier.png``
 (crossbar reduction vs quality, Pareto front drawn, chosen point starred).
@@ -242,17 +244,20 @@ def choose(points: list[dict], weight_bits: int) -> dict | None:
     return None if best is None else {"pattern": best["pattern"], "squeeze": best["squeeze"]}
 
 
-def pareto(points: list[dict]) -> list[tuple[str, str]]:
-    """(pattern, squeeze) of the points no other point beats on both crossbar reduction and
-    quality (the metric of :func:`choose`)."""
+def pareto(points: list[dict], index: bool = True) -> list[tuple[str, str]]:
+    """(pattern, squeeze) of the points that no other point beats: at least as good in crossbar
+    reduction, quality (the metric of :func:`choose`) and, with ``index``, index bits per weight
+    (fewer is better), and better in one of them.  ``index=False``: the two-objective front
+    drawn in the plot."""
+    def objectives(p):
+        return (p["vs_isaac"], _quality(p)[1]) + ((-p["index_per_weight"],) if index else ())
+
+    pts = [p for p in points if p["vs_isaac"] is not None]
     out = []
-    for p in points:
-        q = _quality(p)[1]
-        if p["vs_isaac"] is None:
-            continue
-        if not any(o is not p and o["vs_isaac"] is not None and o["vs_isaac"] >= p["vs_isaac"]
-                   and _quality(o)[1] >= q and (o["vs_isaac"] > p["vs_isaac"]
-                                                or _quality(o)[1] > q) for o in points):
+    for p in pts:
+        a = objectives(p)
+        if not any(o is not p and all(x >= y for x, y in zip(objectives(o), a))
+                   and objectives(o) != a for o in pts):
             out.append((p["pattern"], p["squeeze"]))
     return out
 
@@ -335,9 +340,9 @@ def _plot(rep: dict) -> bytes:
             ax.annotate(p["pattern"], (val(p), p["vs_isaac"]), fontsize=6,
                         xytext=(3, 3), textcoords="offset points")
     front = sorted((p for p in pts if (p["pattern"], p["squeeze"]) in
-                    {tuple(x) for x in rep["pareto"]}), key=val)
+                    set(pareto(pts, index=False))), key=val)
     ax.plot([val(p) for p in front], [p["vs_isaac"] for p in front], "k--", lw=0.8,
-            label="Pareto front")
+            label="Pareto front (crossbars, quality)")
     if rep["chosen"]:
         c = next(p for p in pts if (p["pattern"], p["squeeze"]) ==
                  (rep["chosen"]["pattern"], rep["chosen"]["squeeze"]))

@@ -233,3 +233,17 @@ def test_frontier_rd_point_records_its_quantizer(tmp_path):
     rc = main(["report", "--frontier", "--network", "resnet50", "--layers", "1",
                "--points", "fragment-4-rd-2", "--out", str(tmp_path / "f")])
     assert rc == 2 and not (tmp_path / "f").exists()
+
+
+def test_pareto_counts_the_index():
+    """A point that only saves index bits is on the front (three objectives); the plot's
+    two-objective front leaves it out; a point beaten on every objective is never on it."""
+    def pt(pattern, squeeze, ratio, top1, index):
+        return {"pattern": pattern, "squeeze": squeeze, "vs_isaac": ratio, "top1": top1,
+                "index_per_weight": index}
+    seg, span = pt("f4", "segment", 4.8, 0.6, 7.0), pt("f4", "span", 4.5, 0.6, 3.4)
+    worse = pt("f3", "span", 4.4, 0.5, 3.5)
+    assert F.pareto([seg, span, worse]) == [("f4", "segment"), ("f4", "span")]
+    assert F.pareto([seg, span, worse], index=False) == [("f4", "segment")]
+    twin = dict(span)                     # equal on every objective: neither beats the other
+    assert F.pareto([span, twin]) == [("f4", "span"), ("f4", "span")]
