@@ -103,7 +103,7 @@ def soak(targets, sim: str, cycles: int, n_jobs: int, seed0: int = 100) -> int:
 
     def shard(i):
         target = targets[i % len(targets)]
-        r = run_tile(target, ["tile_soak"], sim=sim, seed=seed0 + i, vectors=16, programs=2,
+        r = run_tile(target, ["tile_soak"], sim=sim, seed=seed0 + i, vectors=16, programs=3,
                      env={"SME_SOAK_CYCLES": per}, run=f"soak-s{seed0 + i}")
         path = r.run_dir / "soak.json"
         summary = json.loads(path.read_text()) if path.exists() else None

@@ -174,9 +174,9 @@ def build(sim: str, target: str, top: str):
 def make_programs(sim: str, target: str, seed: int, count: int = 2,
                   small: bool = False) -> list[Path]:
     """Program files for ``target`` made by the ``sme compile`` CLI from random integer
-    layers: ``count`` programs alternating segment and row squeeze.  Cached by config, seed
-    and the code of ``golden/program.py`` and ``golden/compiler.py`` (a changed preset or
-    compiler gets fresh programs)."""
+    layers: ``count`` programs cycling through segment, row and span squeeze.  Cached by
+    config, seed and the code of ``golden/program.py`` and ``golden/compiler.py`` (a changed
+    preset or compiler gets fresh programs)."""
     cfg = target_config(target)
     name, changes = TARGETS[target]
     # keyed by config and by the compiler and program-file code: a changed format, statistic
@@ -187,7 +187,7 @@ def make_programs(sim: str, target: str, seed: int, count: int = 2,
     paths = []
     with _locked(out):
         for i in range(count):
-            squeeze = ("segment", "row")[i % 2]
+            squeeze = ("segment", "row", "span")[i % 3]
             stem = out / f"s{seed}_{i}_{squeeze}{'_small' if small else ''}"
             prog = stem.with_suffix(".smeprog")
             if not prog.exists():
