@@ -64,7 +64,7 @@ __all__ = ["MAGIC", "VERSION", "HEADER_WORDS", "HARDWARE_FIELDS", "TileError", "
            "rowlist_bits", "desc_memory_bits", "program_desc_memory_bits", "cell_bits_per_word",
            "cell_words", "desc_words", "rowlist_words", "frame_words", "fits_tile",
            "lane_rowlists", "cell_items", "rowlist_items", "desc_items", "build_image",
-           "check_image", "crc32_words"]
+           "check_image", "crc32_words", "desc_offsets", "frame_descriptors"]
 
 MAGIC = 0x54454D53
 VERSION = 2
@@ -79,6 +79,9 @@ class TileError(enum.IntEnum):
     NO_PROGRAM = 3           #: an input vector arrived while no program was loaded
     BAD_CONFIG = 4           #: the frame was built for another config
     TOO_BIG = 5              #: N_STEPS, K, N or N_ROWLISTS outside what the tile holds
+    #: An active descriptor's ``rowlist`` id >= N_ROWLISTS is also BAD_FRAME: the frame is
+    #: inconsistent in itself (it names a row list it does not carry), whatever the tile's
+    #: size, whereas TOO_BIG means a consistent frame for a bigger tile.
 
 
 class TileImageError(ValueError):
@@ -284,6 +287,25 @@ def desc_items(program: Program, cfg: SMEConfig) -> np.ndarray:
     return _pack_items(allbits, desc_words(cfg)).reshape(n_steps, lanes, desc_words(cfg))
 
 
+def desc_offsets(cfg: SMEConfig) -> dict[str, int]:
+    """Bit offset of each descriptor field (:func:`desc_fields`) inside a descriptor item."""
+    names, widths = zip(*desc_fields(cfg))
+    return dict(zip(names, np.cumsum((0,) + widths[:-1]).tolist()))
+
+
+def frame_descriptors(words, cfg: SMEConfig) -> dict[str, np.ndarray]:
+    """The fields of every descriptor item of a frame whose length matches its header
+    (N_STEPS * tile_xbars items, step-major), each an int64 array."""
+    words = np.asarray(words, dtype=np.uint64)
+    start = frame_words(cfg, 0, int(words[6])) - 1
+    dw = desc_words(cfg)
+    items = words[start:start + int(words[3]) * cfg.tile_xbars * dw].reshape(-1, dw)
+    value = [sum(int(w) << (32 * i) for i, w in enumerate(item)) for item in items]
+    off = desc_offsets(cfg)
+    return {name: np.array([v >> off[name] & ((1 << wd) - 1) for v in value], dtype=np.int64)
+            for name, wd in desc_fields(cfg)}
+
+
 def crc32_words(words: np.ndarray) -> int:
     return zlib.crc32(np.asarray(words, dtype="<u4").tobytes()) & 0xFFFFFFFF
 
@@ -304,7 +326,10 @@ def build_image(program: Program, cfg: SMEConfig | None = None) -> np.ndarray:
 def check_image(words, cfg: SMEConfig) -> TileError:
     """The error code the tile controller reports after loading ``words`` (``last`` on the
     final word).  Mirrors the RTL's order of checks: header words as they arrive, then length,
-    then the checksum."""
+    then the checksum, then the descriptors' row-list ids: an active descriptor whose
+    ``rowlist`` is >= N_ROWLISTS (a row list the frame does not carry) is ``BAD_FRAME``
+    (see :class:`TileError`).  The tile registers that comparison per descriptor and reports
+    it with the checksum's verdict, so a corrupted frame still reads ``CHECKSUM``."""
     words = [int(w) & 0xFFFFFFFF for w in words]
     want = [MAGIC, VERSION, config_id(cfg)]
     codes = [TileError.BAD_FRAME, TileError.BAD_FRAME, TileError.BAD_CONFIG]
@@ -323,4 +348,7 @@ def check_image(words, cfg: SMEConfig) -> TileError:
         return TileError.BAD_FRAME
     if crc32_words(np.array(words[:-1], dtype=np.uint32)) != words[-1]:
         return TileError.CHECKSUM
+    desc = frame_descriptors(words, cfg)
+    if np.any((desc["active"] == 1) & (desc["rowlist"] >= words[6])):
+        return TileError.BAD_FRAME
     return TileError.NONE

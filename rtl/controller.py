@@ -7,6 +7,7 @@ from functools import reduce
 from operator import xor
 
 from amaranth.hdl import Cat, Const, Module, Signal
+from amaranth.lib import data
 from amaranth.lib.wiring import Out
 
 from golden import tile_image as ti
@@ -53,7 +54,12 @@ class Controller(TileComponent):
       header words as they arrive, writes the cell, row-list and descriptor memories, then
       compares the CRC; ``loaded`` rises only if all checks pass.  On an error the rest of the
       frame (up to ``last``) is discarded.  A version-1 frame (no row lists) is refused with
-      ``BAD_FRAME``.
+      ``BAD_FRAME``, and so is a frame with an active descriptor whose ``rowlist`` id is
+      >= N_ROWLISTS (it names a row list the frame does not carry, which would run on stale
+      row-list memory): the frame is inconsistent in itself, unlike ``TOO_BIG`` (a consistent
+      frame for a bigger tile).  That compare is registered per descriptor and reported in
+      Load-Verify after the checksum, so a corrupted frame still reads ``CHECKSUM`` (the order
+      of ``golden.tile_image.check_image``).
     * ``i_vec``: with a program loaded exactly K elements make a vector (``last`` is ignored);
       without one the vector (up to ``last``) is discarded and ``error`` becomes
       ``NO_PROGRAM``.  A load frame takes priority over a vector when both wait.
@@ -96,6 +102,7 @@ class Controller(TileComponent):
 
         crc = Signal(32)
         checksum_ok = Signal()
+        stale_rowlist = Signal()            # an active descriptor named a row list >= N_ROWLISTS
         pos = Signal(range(ti.HEADER_WORDS))
         lane = Signal(lay.lane)
         addr = Signal(max(lay.cell_addr.width, lay.step_addr.width, lay.rowlist_addr.width))
@@ -116,6 +123,7 @@ class Controller(TileComponent):
         # (least significant word first) is the top w words once its last word arrives.
         item = Cat(buf[32:], word)
         top = 32 * iw
+        desc = data.View(lay.desc, item[top - 32 * dw:][:lay.desc.size])   # the item written
 
         m.d.comb += [
             self.status.loaded.eq(loaded),
@@ -175,7 +183,8 @@ class Controller(TileComponent):
                 with m.If(ld.valid):
                     m.next = "Load-Header"
                     m.d.sync += [pos.eq(0), crc.eq(0xFFFFFFFF), loaded.eq(0),
-                                 error.eq(TileError.NONE), clip_count.eq(0)]
+                                 error.eq(TileError.NONE), clip_count.eq(0),
+                                 stale_rowlist.eq(0)]
                 with m.Elif(vi.valid):
                     with m.If(loaded):
                         m.next = "Receive-Vector"
@@ -243,6 +252,8 @@ class Controller(TileComponent):
                     m.d.sync += sub.eq(sub + 1)
                     with m.If(sub == dw - 1):
                         m.d.comb += self.sched.wr.en.eq(1)
+                        with m.If(desc.active & (desc.rowlist >= n_rowlists)):
+                            m.d.sync += stale_rowlist.eq(1)
                         m.d.sync += [sub.eq(0), lane.eq(lane + 1)]
                         with m.If(lane == lanes - 1):
                             m.d.sync += [lane.eq(0), addr.eq(addr + 1)]
@@ -262,13 +273,15 @@ class Controller(TileComponent):
 
             with state("Load-Verify"):
                 # the 32-bit comparison was registered in Load-Checksum: it stays out of the
-                # next-state logic (a timing path on the ECP5 at 100 MHz)
-                with m.If(checksum_ok):
-                    m.next = "Idle"
-                    m.d.sync += loaded.eq(1)
-                with m.Else():
-                    m.next = "Idle"
+                # next-state logic (a timing path on the ECP5 at 100 MHz); so was the row-list
+                # id check, one descriptor at a time
+                m.next = "Idle"
+                with m.If(~checksum_ok):
                     m.d.sync += error.eq(TileError.CHECKSUM)
+                with m.Elif(stale_rowlist):
+                    m.d.sync += error.eq(TileError.BAD_FRAME)
+                with m.Else():
+                    m.d.sync += loaded.eq(1)
 
             with state("Drain-Frame"):
                 m.d.comb += ld.ready.eq(1)

@@ -35,7 +35,7 @@ from golden import tile_image as ti
 from golden.program import load
 
 from .models import tile_expected
-from .stimulus import input_vectors, shared_rowlist_program
+from .stimulus import input_vectors, shared_rowlist_program, stale_rowlist_frame
 from .streams import Monitor, Pattern, StreamDriver, StreamSink
 from .tb import Bench, env_int, env_str
 
@@ -186,8 +186,9 @@ async def tile_vectors(dut):
 @cocotb.test()
 async def tile_bad_frames(dut):
     """Vector before a program, corrupt frames (checksum, truncated, wrong config, too big,
-    bad magic, over-long, a version-1 frame): the tile reports ``check_image``'s code, stays
-    unloaded, and a good frame afterwards works."""
+    bad magic, over-long, a version-1 frame, a descriptor naming a row list >= N_ROWLISTS):
+    the tile reports ``check_image``'s code, stays unloaded, and a good frame afterwards
+    works."""
     b = Bench(dut, salt=2)
     cfg = b.cfg
     io = TileIO(b, b.pattern("SME_IDLE", salt=1), b.pattern("SME_BACKPRESSURE", salt=2))
@@ -216,6 +217,7 @@ async def tile_bad_frames(dut):
         "too many row lists": good[:6] + [cfg.effective_tile_rowlists + 1] + good[7:],
         "version 1 frame": good[:1] + [1] + good[2:6] + good[7:],
         "over-long": good + [0],
+        "row-list id >= N_ROWLISTS": [int(w) for w in stale_rowlist_frame(p, cfg)],
     }
     if env_str("SME_SHORT_FRAMES", "0") == "1":
         # Big configs: frames whose error shows in the header end right after it (the tile

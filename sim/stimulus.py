@@ -12,6 +12,9 @@ harness, the benchmarks and the tests all use the same generators):
 * :func:`input_vectors`: input vectors with the extremes (all zero, all maximum) included;
 * :func:`descriptor_memory`, :func:`rowlist_memory`: a program's descriptor-memory and
   row-list-memory words, as the controller writes them into the scheduler;
+* :func:`stale_rowlist_frame`: a program's load frame with one active descriptor's row-list id
+  set to N_ROWLISTS (a list the frame does not carry), re-checksummed: a bad frame only the
+  descriptor check catches;
 * :func:`random_sample_steps`: splice input (ADC samples with their tags), as payloads and as
   ``golden.splice`` model input.
 
@@ -31,7 +34,8 @@ from golden.program import ACT_FIELDS, Program, validate
 from golden.quantize import project_levels
 
 __all__ = ["random_q", "fitting_layer", "random_program", "shared_rowlist_program",
-           "input_vectors", "descriptor_memory", "rowlist_memory", "random_sample_steps"]
+           "input_vectors", "descriptor_memory", "rowlist_memory", "stale_rowlist_frame",
+           "random_sample_steps"]
 
 
 def random_q(rng: np.random.Generator, shape, cfg: SMEConfig, density: float,
@@ -202,6 +206,27 @@ def rowlist_memory(p: Program) -> dict[tuple[int, int], int]:
     items = ti.rowlist_items(p, p.cfg)
     return {(lane, j): sum(int(w) << (32 * i) for i, w in enumerate(items[lane, j]))
             for lane in range(items.shape[0]) for j in range(items.shape[1])}
+
+
+def stale_rowlist_frame(p: Program, cfg: SMEConfig | None = None) -> np.ndarray:
+    """``p``'s load frame (uint32) with the first activation's descriptor naming row list
+    N_ROWLISTS, the CRC recomputed.  Needs N_ROWLISTS below 2**(rowlist field width), so that
+    the id fits its field."""
+    cfg = p.cfg if cfg is None else cfg
+    words = ti.build_image(p, cfg).astype(np.uint32)
+    n_rowlists, width = int(words[6]), dict(ti.desc_fields(cfg))["rowlist"]
+    if p.n_act == 0 or n_rowlists >= 1 << width:
+        raise ValueError(f"no room for a stale row-list id (N_ROWLISTS {n_rowlists}, "
+                         f"{width}-bit field, {p.n_act} activations)")
+    a, dw = p.acts, ti.desc_words(cfg)
+    base = ti.frame_words(cfg, 0, n_rowlists) - 1 + (int(a["step"][0]) * cfg.tile_xbars
+                                                     + int(a["xbar"][0])) * dw
+    item = sum(int(w) << (32 * i) for i, w in enumerate(words[base:base + dw]))
+    off = ti.desc_offsets(cfg)["rowlist"]
+    item = item & ~(((1 << width) - 1) << off) | n_rowlists << off
+    words[base:base + dw] = [item >> (32 * i) & 0xFFFFFFFF for i in range(dw)]
+    words[-1] = ti.crc32_words(words[:-1])
+    return words
 
 
 def random_sample_steps(cfg: SMEConfig, rng: np.random.Generator, count: int,

@@ -6,7 +6,7 @@ import pytest
 from golden import compiler, tile_image as ti, vmm
 from golden.config import preset
 from sim.amaranth_tile import put, tile_load, tile_vector, vector_items
-from sim.stimulus import fitting_layer
+from sim.stimulus import fitting_layer, stale_rowlist_frame
 from tests.rtl_support import TileHarness, run_sim, tile_error
 
 CFG = preset("tiny")
@@ -41,6 +41,9 @@ def _bad_frames():
 
     too_big = img.copy()
     too_big[3] = CFG.tile_steps + 1
+    stale = stale_rowlist_frame(p)
+    stale_flipped = stale.copy()
+    stale_flipped[-1] ^= 1
     return {
         "flipped checksum": (flip(-1), ti.TileError.CHECKSUM),
         "flipped body word": (flip(len(img) // 2, 4), ti.TileError.CHECKSUM),
@@ -56,6 +59,10 @@ def _bad_frames():
         "wrong config": (ti.build_image(other), ti.TileError.BAD_CONFIG),
         "too many steps": (_recrc(too_big), ti.TileError.TOO_BIG),
         "zero inputs": (_recrc(np.r_[img[:4], 0, img[5:]]), ti.TileError.TOO_BIG),
+        # an active descriptor naming row list N_ROWLISTS (valid CRC): stale row-list memory
+        "row-list id >= N_ROWLISTS": (stale, ti.TileError.BAD_FRAME),
+        # the checksum is judged first (check_image's order)
+        "row-list id >= N_ROWLISTS, bad checksum": (stale_flipped, ti.TileError.CHECKSUM),
     }
 
 

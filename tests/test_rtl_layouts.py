@@ -92,6 +92,11 @@ def test_image_items_unpack_with_rtl_layouts(name):
             same = np.flatnonzero((a["xbar"] == lane) & (a["rowlist"] == a["rowlist"][i]))
             assert {int(ti.lane_rowlists(p)[0][j]) for j in same} == {d.rowlist}
     assert seen == p.n_act
+    # check_image's descriptor reader (golden offsets) sees the fields the RTL layout sees
+    mine = ti.frame_descriptors(img, cfg)
+    views = [data.Const(lay.desc, _item(d)) for d in descs.reshape(-1, descs.shape[-1])]
+    for f, _ in ti.desc_fields(cfg):
+        assert mine[f].tolist() == [getattr(v, f) for v in views], f
 
 
 def test_fits_tile_messages():
