@@ -211,7 +211,7 @@ def _row_squeeze(blocks, shape, cfg: SMEConfig, reorder: bool):
         cells = np.zeros((0, cfg.windows, cfg.colgroups, cfg.ou_rows, cfg.ou_cols), np.uint8)
         acts, inputs = _collect({name: [] for name in ACT_FIELDS}, [], cfg)
         return cells, acts, inputs, 0
-    W, Gc, ru, cu, P = cfg.windows, cfg.colgroups, cfg.ou_rows, cfg.ou_cols, cfg.planes
+    W, Gc, ru, cu = cfg.windows, cfg.colgroups, cfg.ou_rows, cfg.ou_cols
     shift, stored = squeeze_rows(tiles, cfg)
     sets = _sign_sets(np.where(tiles < 0, -stored, stored))                      # G,2,R,C
     used = digits(np.bitwise_or.reduce(sets.reshape(n_groups, 2, -1), axis=-1), cfg) != 0

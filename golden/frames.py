@@ -49,8 +49,6 @@ import enum
 import struct
 import time
 
-import numpy as np
-
 from . import tile_image as ti
 from .config import SMEConfig
 

@@ -371,7 +371,6 @@ def area_um2(crossbars: int, index_bits: int, descriptor_bits: int, cfg: SMEConf
     cells = cfg.xbar_rows * cfg.xbar_cols / (float(x["rows"]) * float(x["cols"]))
     _, a_adc = tech.adc(cfg.effective_adc_bits)
     ref_rows = float(tech.components["input_register"]["bits"])
-    ed = tech.components["edram"]
     out = {
         "xbar": X * tech.a("xbar") * cells,
         "adc": X * org["adc_per_xbar"] * a_adc,

@@ -167,7 +167,7 @@ def run(p: Program, X: np.ndarray, chunk_elems: int = 1 << 24,
     """
     cfg = p.cfg
     X = check_inputs(X, p)
-    M, (K, N) = X.shape[0], p.shape
+    M, N = X.shape[0], p.shape[1]
     check_size(M * N * 8, f"the output ({M} x {N} int64)")
     Y = np.zeros((M, N), dtype=np.int64)
     if p.n_act == 0 or M == 0:

@@ -60,7 +60,6 @@ layer and scheme), ``report.json`` (header, per-layer rows, totals, ratios, repl
 
 from __future__ import annotations
 
-import argparse
 import csv
 import io
 import json
